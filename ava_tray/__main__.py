@@ -1,0 +1,105 @@
+"""`ava-tray`: the tray app by default; `--console` for the headless session log; key management."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+
+from ava_tray import __version__, logs
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ava-tray", description="AVA: a voice assistant in the system tray.")
+    parser.add_argument("--console", action="store_true", help="run headless and print the session log")
+    parser.add_argument("--demo", action="store_true",
+                        help="talk to the built-in local Realtime simulator (no API key needed)")
+    parser.add_argument("--session-limit", type=float, metavar="SECONDS",
+                        help="with --demo: end each simulated session after this many seconds")
+    parser.add_argument("--set-key", action="store_true",
+                        help="read an API key from standard input into the OS keyring")
+    parser.add_argument("--forget-key", action="store_true", help="remove the API key from the OS keyring")
+    parser.add_argument("--self-test", action="store_true", help="check Qt, keyring, audio and one demo session")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="stderr log level")
+    parser.add_argument("--version", action="version", version=f"ava-tray {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.session_limit is not None and args.session_limit <= 0:
+        print("--session-limit must be a positive number of seconds.", file=sys.stderr)
+        return 2
+    logs.configure(args.log_level)
+    try:
+        if args.set_key:
+            return set_key()
+        if args.forget_key:
+            return forget_key()
+        if args.self_test:
+            from ava_tray.selftest import run_self_test
+
+            return run_self_test()
+        if args.console:
+            return run_console(args)
+        from ava_tray.ui.app import run_tray
+
+        return run_tray(args)
+    except KeyboardInterrupt:
+        return 0
+
+
+def set_key() -> int:
+    from ava_tray import keystore
+
+    key = getpass.getpass("OpenAI API key (input hidden): ") if sys.stdin.isatty() else sys.stdin.readline()
+    try:
+        keystore.save_key(key)
+    except keystore.KeyStoreError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"The API key is saved in {keystore.describe_location()}.")
+    return 0
+
+
+def forget_key() -> int:
+    from ava_tray import keystore
+
+    try:
+        removed = keystore.forget_key()
+    except keystore.KeyStoreError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print("The API key was removed from the OS keyring." if removed else "No API key was stored.")
+    return 0
+
+
+def run_console(args: argparse.Namespace) -> int:
+    from ava_tray import keystore
+    from ava_tray.console import run_console as run
+    from ava_tray.engine import AvaEngine, LaunchOptions
+    from ava_tray.settings import SettingsStore
+
+    store = SettingsStore()
+    settings = store.load()
+    if store.warning:
+        print(store.warning, file=sys.stderr)
+    api_key = None
+    if not args.demo:
+        try:
+            api_key = keystore.resolve_key()
+        except keystore.KeyStoreError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+    engine = AvaEngine(settings, api_key, launch=LaunchOptions(demo=args.demo, session_limit=args.session_limit))
+    if engine.history.warning:
+        print(engine.history.warning, file=sys.stderr)
+    return asyncio.run(run(engine))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The console front end: the seed's session log, on the same supervisor as the tray."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from typing import TextIO
+
+from ava_tray.engine import AvaEngine
+from ava_tray.realtime.ending import Cause
+from ava_tray.redact import redact
+from ava_tray.supervisor import Connected, Connecting, Error, Reconnecting, Stopped, SupervisorState
+
+logger = logging.getLogger(__name__)
+
+BANNER = "AVA STANDALONE - REALTIME VOICE MODE"
+
+
+class SessionLog:
+    """Prints one timestamped line per event a user of the original AVA script would recognise."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._was_speaking = False
+
+    def line(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        self._out.write(f"[{stamp}] {redact(text)}\n")
+        self._out.flush()
+
+    def banner(self) -> None:
+        rule = "=" * 50
+        self._out.write(f"{rule}\n{BANNER}\n{rule}\n")
+        self._out.flush()
+
+    def on_state(self, state: SupervisorState) -> None:
+        if isinstance(state, Connecting):
+            if state.attempt == 1:
+                self.line("Connecting to Realtime API...")
+            else:
+                self.line(f"🔄 Reconnecting to AVA (attempt #{state.attempt})...")
+        elif isinstance(state, Connected):
+            if not state.speaking and not self._was_speaking:
+                self.line("✅ Connected to Realtime API")
+            self._was_speaking = state.speaking
+        elif isinstance(state, Reconnecting):
+            self._was_speaking = False
+            ending = state.ending
+            if ending.cause is Cause.SESSION_EXPIRED:
+                self.line(f"⏰ {ending.message}")
+            elif ending.cause is Cause.CONNECTION_LOST:
+                self.line(f"⚠️ {ending.message}")
+            else:
+                text = ending.message.removeprefix("Unexpected error: ")
+                self.line(f"❌ Unexpected error: {text}")
+            self.line(f"🔄 Auto-restarting AVA in {state.delay:g} seconds...")
+        elif isinstance(state, Error):
+            self._was_speaking = False
+            self.line(f"❌ {state.reason}")
+        elif isinstance(state, Stopped):
+            self.line("👋 AVA stopped")
+
+    def on_transcript(self, role: str, text: str) -> None:
+        if text:
+            self.line(f"{'You' if role == 'user' else 'AVA'}: {text}")
+
+
+async def run_console(engine: AvaEngine, out: TextIO = sys.stdout) -> int:
+    """Run AVA headless until Ctrl+C or SIGTERM (exit 0) or a fatal error with no way to retry (exit 2)."""
+    log = SessionLog(out)
+    log.banner()
+    exit_code = 0
+    loop = asyncio.get_running_loop()
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+
+    def on_state(state: SupervisorState) -> None:
+        nonlocal exit_code
+        log.on_state(state)
+        if isinstance(state, Error):
+            if interactive:
+                log.line("Press Enter to try again, or Ctrl+C to quit.")
+            else:
+                exit_code = 2
+                engine.stop()
+
+    engine.supervisor.subscribe(on_state)
+    engine.supervisor.subscribe_transcript(log.on_transcript)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, engine.stop)
+    if interactive:
+        loop.add_reader(sys.stdin.fileno(), _on_enter, engine)
+    try:
+        await engine.run()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        if interactive:
+            loop.remove_reader(sys.stdin.fileno())
+    return exit_code
+
+
+def _on_enter(engine: AvaEngine) -> None:
+    sys.stdin.readline()
+    if isinstance(engine.supervisor.state, Error):
+        engine.supervisor.restart_now()

@@ -1,0 +1,106 @@
+"""The Qt-free core put together: settings → session runner → supervisor, history, optional simulator."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ava_tray import paths
+from ava_tray.audio import VoiceIO
+from ava_tray.clock import Clock, SystemClock
+from ava_tray.history import ReconnectHistory
+from ava_tray.metrics import AudioLatency
+from ava_tray.realtime.connection import Keepalive
+from ava_tray.session import RealtimeSession, SessionOptions
+from ava_tray.settings import Settings
+from ava_tray.supervisor import Supervisor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How this run was started (command line), on top of the saved settings."""
+
+    demo: bool = False
+    session_limit: float | None = None
+    keepalive: Keepalive = field(default_factory=Keepalive)
+
+
+def default_voice_io_factory(settings: Settings) -> Callable[[], VoiceIO]:
+    """Real audio through sounddevice, on the devices chosen in Settings."""
+    from ava_tray.audio.devices import SoundDeviceVoiceIO
+
+    def make() -> VoiceIO:
+        return SoundDeviceVoiceIO(input_device=settings.input_device or None,
+                                  output_device=settings.output_device or None)
+
+    return make
+
+
+class AvaEngine:
+    """Runs AVA until stopped: the supervisor over real sessions (and the demo simulator if asked)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        api_key: str | None,
+        *,
+        launch: LaunchOptions | None = None,
+        voice_io_factory: Callable[[], VoiceIO] | None = None,
+        history: ReconnectHistory | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.launch = launch or LaunchOptions()
+        self._api_key = api_key
+        self.clock = clock or SystemClock()
+        self.history = history if history is not None else ReconnectHistory(paths.data_dir() / "history.jsonl")
+        self.latency = AudioLatency()
+        self._voice_io_factory = voice_io_factory or default_voice_io_factory(settings)
+        self.simulator: object | None = None
+        self._url = settings.realtime_url
+        self.session = self._make_session()
+        self.supervisor = Supervisor(self.session.run, delays=settings.delays(), clock=self.clock,
+                                     history=self.history)
+
+    def _make_session(self) -> RealtimeSession:
+        options = SessionOptions(url=self._url, api_key=self._api_key, config=self.settings.session_config(),
+                                 keepalive=self.launch.keepalive)
+        return RealtimeSession(options, self._voice_io_factory, clock=self.clock, latency=self.latency)
+
+    async def run(self) -> None:
+        """Start the demo simulator if asked, then supervise sessions until `stop()`."""
+        simulator = None
+        if self.launch.demo:
+            from ava_tray.simulator import RealtimeSimulator
+
+            limit = self.launch.session_limit if self.launch.session_limit is not None else 3600.0
+            simulator = RealtimeSimulator(session_limit=limit)
+            await simulator.start()
+            self.simulator = simulator
+            logger.info("demo: embedded simulator at %s", simulator.url)
+            self._url = simulator.url
+            self.session = self._make_session()
+            self.supervisor.use_runner(self.session.run)
+        try:
+            await self.supervisor.run()
+        finally:
+            if simulator is not None:
+                await simulator.stop()
+
+    def stop(self) -> None:
+        """End AVA: no reconnect, everything closed (the supervisor's one cleanup path)."""
+        self.supervisor.stop()
+
+    def replace_settings(self, settings: Settings, api_key: str | None) -> None:
+        """Use new settings and key from the next session on (e.g. after Settings → Save)."""
+        self.settings = settings
+        self._api_key = api_key
+        if not self.launch.demo:
+            self._url = settings.realtime_url
+        self._voice_io_factory = default_voice_io_factory(settings)
+        self.session = self._make_session()
+        self.supervisor.use_runner(self.session.run)
+        self.supervisor.delays = settings.delays()

@@ -1,0 +1,63 @@
+"""Opening a Realtime WebSocket: the URL rules, the one header, keepalive pings."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+
+
+class EndpointError(ValueError):
+    """The endpoint URL cannot be used; the message says why and what to enter instead."""
+
+
+def check_endpoint(url: str) -> str:
+    """Return `url` if AVA may connect to it: `wss://` anywhere, plain `ws://` only on loopback."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise EndpointError(f"The endpoint {url!r} is not a WebSocket URL: use wss://host/path.")
+    if parts.scheme == "ws" and not _is_loopback(parts.hostname):
+        raise EndpointError(f"The endpoint {url!r} is unencrypted: ws:// is allowed only on this computer "
+                            "(localhost); use wss://.")
+    return url.strip()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Keepalive:
+    """WebSocket ping settings: a half-open socket is noticed within interval + timeout."""
+
+    interval: float = 10.0
+    timeout: float = 10.0
+    open_timeout: float = 10.0
+
+
+async def open_connection(url: str, api_key: str | None, keepalive: Keepalive) -> ClientConnection:
+    """Open the socket with only `Authorization: Bearer` (never the retired beta header)."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return await connect(
+        check_endpoint(url),
+        additional_headers=headers,
+        open_timeout=keepalive.open_timeout,
+        ping_interval=keepalive.interval,
+        ping_timeout=keepalive.timeout,
+        close_timeout=2.0,
+        max_size=16 * 1024 * 1024,
+        compression=None,
+        user_agent_header="ava-tray",
+    )

@@ -1,0 +1,50 @@
+"""Settings round-trip through QSettings; bad files fall back to defaults with a warning."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ava_tray.settings import Settings, SettingsStore
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    store = SettingsStore(tmp_path / "settings.ini")
+    changed = replace(Settings(), voice="cedar", instructions="Be brief.\nVery brief.", delay_other=12.5,
+                      input_device="mic", start_at_login=True)
+    store.save(changed)
+    assert SettingsStore(tmp_path / "settings.ini").load() == changed
+
+
+def test_missing_file_gives_defaults(tmp_path: Path) -> None:
+    store = SettingsStore(tmp_path / "none.ini")
+    assert store.load() == Settings() and store.warning is None
+
+
+def test_invalid_values_are_reset_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "settings.ini"
+    path.write_text("[General]\ndelay_other=soon\nvoice=robot\nrealtime_url=http://example.com\nmodel=m2\n")
+    store = SettingsStore(path)
+    settings = store.load()
+    assert settings.delay_other == 10.0 and settings.voice == "marin"
+    assert settings.realtime_url.startswith("wss://api.openai.com")
+    assert store.warning and "delay_other" in store.warning
+
+
+def test_binary_garbage_is_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "settings.ini"
+    path.write_bytes(b"\x00\xff\xfe[[[\n=\x00\x01" * 100)
+    store = SettingsStore(path)
+    assert store.load() == Settings()
+
+
+def test_env_overrides_the_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AVA_REALTIME_URL", "ws://127.0.0.1:9/v1/realtime")
+    assert SettingsStore(tmp_path / "s.ini").load().realtime_url == "ws://127.0.0.1:9/v1/realtime"
+
+
+def test_save_refuses_plain_ws_off_loopback(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unencrypted"):
+        SettingsStore(tmp_path / "s.ini").save(replace(Settings(), realtime_url="ws://example.com/x"))

@@ -1,0 +1,258 @@
+"""The reconnect policy, driven by a manual clock so minutes of countdown take no time.
+
+The sessions here are scripted stand-ins for `RealtimeSession.run` (the policy's only contract is
+"run a session, return how it ended"); real sessions against the simulator are in test_fault_matrix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from ava_tray.clock import ManualClock
+from ava_tray.history import ReconnectHistory
+from ava_tray.realtime.ending import Cause, SessionEnding
+from ava_tray.supervisor import (
+    Connected,
+    Connecting,
+    Error,
+    ReconnectDelays,
+    Reconnecting,
+    SessionContext,
+    Stopped,
+    Supervisor,
+    SupervisorState,
+    reconnect_delay_for,
+)
+
+EXPIRED = SessionEnding(Cause.SESSION_EXPIRED, "Session expired (60-minute limit reached)", 1001)
+LOST = SessionEnding(Cause.CONNECTION_LOST, "Connection lost: no close frame", 1006)
+OTHER = SessionEnding(Cause.OTHER, "Unexpected error: HTTP 500")
+FATAL = SessionEnding(Cause.FATAL, "The API key was rejected.", 3000)
+
+
+class ScriptedSessions:
+    """Stand-in sessions: each connects (or not), lives until told to end, then returns an ending."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.started = 0
+        self.current: asyncio.Future[SessionEnding] | None = None
+        self.connect = True
+
+    async def run(self, context: SessionContext) -> SessionEnding:
+        self.started += 1
+        self.current = asyncio.get_running_loop().create_future()
+        if self.connect:
+            context.ready(self.clock.wall() + 3600)
+        return await self.current
+
+    def end(self, ending: SessionEnding) -> None:
+        assert self.current is not None and not self.current.done()
+        self.current.set_result(ending)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0)
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, delays: ReconnectDelays | None = None) -> None:
+        self.clock = ManualClock()
+        self.sessions = ScriptedSessions(self.clock)
+        self.history = ReconnectHistory(tmp_path / "history.jsonl")
+        self.supervisor = Supervisor(self.sessions.run, delays=delays, clock=self.clock, history=self.history,
+                                     rng=random.Random(7))
+        self.states: list[SupervisorState] = []
+        self.supervisor.subscribe(self.states.append)
+        self.task = asyncio.ensure_future(self.supervisor.run())
+
+    @property
+    def state(self) -> SupervisorState:
+        return self.supervisor.state
+
+    async def connected(self, count: int) -> None:
+        await until(lambda: self.sessions.started == count and isinstance(self.state, Connected))
+
+    async def reconnecting(self) -> Reconnecting:
+        await until(lambda: isinstance(self.state, Reconnecting) and self.clock.sleeping > 0)
+        assert isinstance(self.state, Reconnecting)
+        return self.state
+
+    async def close(self) -> None:
+        self.supervisor.stop()
+        await asyncio.wait_for(self.task, 2)
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Callable[..., Awaitable[Harness]]:
+    made: list[Harness] = []
+
+    async def make(**kwargs: ReconnectDelays) -> Harness:
+        h = Harness(tmp_path, **kwargs)
+        made.append(h)
+        return h
+
+    return make
+
+
+@pytest.mark.parametrize(("ending", "delay"), [(EXPIRED, 3.0), (LOST, 5.0), (OTHER, 10.0)])
+async def test_seed_delays_by_cause(harness: Callable[..., Awaitable[Harness]], ending: SessionEnding,
+                                    delay: float) -> None:
+    h = await harness()
+    await h.connected(1)
+    h.sessions.end(ending)
+    state = await h.reconnecting()
+    assert state.delay == delay
+    assert state.deadline == pytest.approx(h.clock.monotonic() + delay)
+    assert state.attempt == 2
+    h.clock.advance(delay - 0.01)
+    await asyncio.sleep(0)
+    assert isinstance(h.state, Reconnecting), "reconnected before the deadline"
+    h.clock.advance(0.02)
+    await h.connected(2)
+    await h.close()
+
+
+async def test_states_run_connecting_connected_reconnecting_and_stop(
+        harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    await h.connected(1)
+    h.sessions.end(EXPIRED)
+    await h.reconnecting()
+    await h.close()
+    kinds = [type(s) for s in h.states]
+    assert kinds[:3] == [Connected, Reconnecting, Stopped] or kinds[:2] == [Connected, Reconnecting]
+    assert isinstance(h.state, Stopped)
+    assert h.sessions.started == 1, "stop() must not start another session"
+
+
+async def test_failures_in_a_row_back_off_and_reset_after_a_stable_session(
+        harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    await h.connected(1)
+    h.sessions.connect = False
+    h.sessions.end(LOST)
+    delays = []
+    for attempt in range(2, 8):
+        state = await h.reconnecting()
+        delays.append(state.delay)
+        h.clock.advance(state.delay)
+        await until(lambda n=attempt: h.sessions.started == n)
+        h.sessions.end(LOST)
+    assert delays[0] == 5.0
+    for earlier, later in itertools.pairwise(delays):
+        assert later > earlier * 1.4 or later >= 225.0, delays
+    assert max(delays) <= 300.0
+    state = await h.reconnecting()
+    h.clock.advance(state.delay)
+    h.sessions.connect = True
+    await h.connected(8)
+    h.clock.advance(120)  # the session stays up for two minutes
+    h.sessions.end(LOST)
+    assert (await h.reconnecting()).delay == 5.0, "back to the base delay after a stable session"
+    await h.close()
+
+
+async def test_expiry_of_short_sessions_never_backs_off(harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    for number in range(1, 6):
+        await h.connected(number)
+        h.clock.advance(5)
+        h.sessions.end(EXPIRED)
+        state = await h.reconnecting()
+        assert state.delay == 3.0
+        h.clock.advance(3)
+    await h.close()
+
+
+async def test_fatal_waits_for_the_user_then_restart_now(harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    await h.connected(1)
+    h.sessions.end(FATAL)
+    await until(lambda: isinstance(h.state, Error))
+    h.clock.advance(3600)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert h.sessions.started == 1, "a fatal cause must not be retried automatically"
+    assert isinstance(h.state, Error) and "rejected" in h.state.reason
+    h.supervisor.restart_now()
+    await h.connected(2)
+    await h.close()
+
+
+async def test_restart_now_skips_the_countdown(harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    await h.connected(1)
+    h.sessions.end(OTHER)
+    await h.reconnecting()
+    h.supervisor.restart_now()
+    await h.connected(2)
+    assert h.clock.monotonic() == 1000.0, "no time passed"
+    await h.close()
+
+
+async def test_restart_now_while_connected_opens_a_fresh_session(
+        harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    await h.connected(1)
+    h.supervisor.restart_now()
+    await h.connected(2)
+    assert h.history.records[-1].cause == Cause.USER_RESTART.value
+    await h.close()
+
+
+async def test_history_records_each_ending_with_unavailable_time(
+        harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    await h.connected(1)
+    h.clock.advance(42)
+    h.sessions.end(EXPIRED)
+    await h.reconnecting()
+    h.clock.advance(3)
+    await h.connected(2)
+    record = h.history.records[-1]
+    assert (record.cause, record.close_code, record.delay_s, record.session_s, record.attempt) == \
+        ("session_expired", 1001, 3.0, 42.0, 1)
+    assert record.unavailable_s == pytest.approx(3.0)
+    await h.close()
+    reloaded = ReconnectHistory(h.history.path)
+    assert [r.cause for r in reloaded.records] == ["session_expired", "stopped"]
+    assert reloaded.records[0].unavailable_s == pytest.approx(3.0)
+
+
+async def test_a_crashing_runner_is_classified_not_fatal_to_the_app(
+        harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    await h.connected(1)
+    assert h.sessions.current is not None
+    h.sessions.current.set_exception(RuntimeError("bug in a session"))
+    state = await h.reconnecting()
+    assert state.cause is Cause.OTHER and "bug in a session" in state.ending.message
+    await h.close()
+
+
+async def test_stop_during_connecting_cancels_the_session(harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    h.sessions.connect = False
+    await until(lambda: h.sessions.started == 1 and isinstance(h.state, Connecting))
+    await h.close()
+    assert h.sessions.current is not None and h.sessions.current.cancelled()
+
+
+def test_delay_policy_caps_and_jitters() -> None:
+    delays = ReconnectDelays()
+    rng = random.Random(1)
+    assert reconnect_delay_for(Cause.SESSION_EXPIRED, 0, delays, rng) == 3.0
+    assert reconnect_delay_for(Cause.CONNECTION_LOST, 1, delays, rng) == 5.0
+    assert reconnect_delay_for(Cause.OTHER, 1, delays, rng) == 10.0
+    assert 225.0 <= reconnect_delay_for(Cause.OTHER, 30, delays, rng) <= 300.0
+    spread = {reconnect_delay_for(Cause.CONNECTION_LOST, 3, delays, rng) for _ in range(20)}
+    assert len(spread) > 10 and all(15 <= d <= 25 for d in spread)

@@ -12,8 +12,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -29,6 +29,22 @@ from ava_tray.supervisor import SessionContext
 logger = logging.getLogger(__name__)
 
 SESSION_CREATED_TIMEOUT = 10.0
+
+
+class ToolHost(Protocol):
+    """The tools (and memory digest) every new session is configured with, and how a call is run."""
+
+    def specs(self) -> tuple[events.ToolSpec, ...]:
+        """The tools to declare in `session.update`."""
+        ...
+
+    def instructions_suffix(self) -> str:
+        """Text appended to the instructions (e.g. a digest of long-term memory); may be empty."""
+        ...
+
+    async def call(self, name: str, arguments: str, call_id: str) -> str:
+        """Run one tool call and return its output for the model; never raises."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -51,8 +67,10 @@ class RealtimeSession:
         *,
         clock: Clock | None = None,
         latency: AudioLatency | None = None,
+        tools: ToolHost | None = None,
     ) -> None:
         self._options = options
+        self.tools = tools
         self._voice_io_factory = voice_io_factory
         self._clock = clock or SystemClock()
         self.latency = latency or AudioLatency()
@@ -89,12 +107,13 @@ class _SessionRun:
             await self._configure()
             await self._open_audio()
             receiver = asyncio.create_task(self._receive(), name="ava-session-receive")
-            self.tasks += [
+            pumps = [
                 receiver,
                 asyncio.create_task(self._send_outbox(), name="ava-session-send"),
                 asyncio.create_task(self._watch_audio(), name="ava-session-audio-watch"),
             ]
-            done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+            self.tasks += pumps
+            done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 error = task.exception()
                 if error is not None:
@@ -135,7 +154,15 @@ class _SessionRun:
         except TimeoutError as exc:
             raise SessionAborted(SessionEnding(
                 Cause.CONNECTION_LOST, "Connection lost: the server did not start a session in time")) from exc
-        await self._send(events.session_update(self.options.config))
+        await self._send(events.session_update(self._session_config()))
+
+    def _session_config(self) -> events.SessionConfig:
+        config = self.options.config
+        tools = self.owner.tools
+        if tools is None:
+            return config
+        return replace(config, tools=config.tools + tools.specs(),
+                       instructions=config.instructions + tools.instructions_suffix())
 
     async def _open_audio(self) -> None:
         self.voice = self.owner._voice_io_factory()
@@ -207,6 +234,8 @@ class _SessionRun:
             self._on_barge_in()
         elif kind == "error":
             self._on_error(event)
+        elif kind == "response.function_call_arguments.done":
+            self._on_function_call(event)
         elif kind == "conversation.item.input_audio_transcription.completed":
             self.context.transcript("user", str(event.get("transcript", "")))
         elif kind == "response.output_audio_transcript.done":
@@ -247,6 +276,22 @@ class _SessionRun:
             ending = classify_ending(error_codes=[code])
             if ending.cause is Cause.FATAL:
                 self.fatal_seen.set()
+
+    def _on_function_call(self, event: dict[str, Any]) -> None:
+        """Run the tool off the receive loop; its output goes back with a `response.create`."""
+        tools = self.owner.tools
+        call_id, name = str(event.get("call_id", "")), str(event.get("name", ""))
+        if tools is None or not call_id:
+            logger.warning("ignored a function call %r with no tool host or call id", name)
+            return
+        self.tasks.append(asyncio.create_task(self._run_tool(tools, name, str(event.get("arguments", "")), call_id),
+                                              name=f"ava-tool-{name}"))
+
+    async def _run_tool(self, tools: ToolHost, name: str, arguments: str, call_id: str) -> None:
+        output = await tools.call(name, arguments, call_id)
+        if not self.closed:
+            self._send_soon(events.function_call_output(call_id, output))
+            self._send_soon(events.response_create())
 
     def _set_speaking(self, active: bool) -> None:
         if active != self.speaking:

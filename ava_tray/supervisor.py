@@ -53,6 +53,18 @@ class Reconnecting:
 
 
 @dataclass(frozen=True)
+class WaitingForNetwork:
+    """The network is down: the countdown is paused and AVA connects as soon as it returns."""
+
+    ending: SessionEnding
+    attempt: int
+
+    @property
+    def cause(self) -> Cause:
+        return self.ending.cause
+
+
+@dataclass(frozen=True)
 class Error:
     """A fatal cause: no automatic retry until the user asks for one."""
 
@@ -69,8 +81,13 @@ class Stopped:
     """Nothing runs and nothing will (the user quit)."""
 
 
-SupervisorState = Connecting | Connected | Reconnecting | Error | Stopped
+SupervisorState = Connecting | Connected | Reconnecting | WaitingForNetwork | Error | Stopped
 StateListener = Callable[[SupervisorState], None]
+ReachabilityProbe = Callable[[], Awaitable[bool]]
+
+PROBE_INTERVAL = 1.0
+WAKE_CHECK_INTERVAL = 2.0
+WAKE_JUMP = 10.0
 
 
 @dataclass(frozen=True)
@@ -117,12 +134,17 @@ class SessionContext:
     _on_ready: Callable[[float | None], None]
     _on_speaking: Callable[[bool], None]
     transcript: Callable[[str, str], None] = field(default=lambda role, text: None)
+    _on_rollover: Callable[[float | None], None] = field(default=lambda expires_at: None)
 
     def ready(self, expires_at: float | None) -> None:
         self._on_ready(expires_at)
 
     def speaking(self, active: bool) -> None:
         self._on_speaking(active)
+
+    def rolled_over(self, expires_at: float | None) -> None:
+        """A fresh server session took over with no gap (make before break)."""
+        self._on_rollover(expires_at)
 
 
 SessionRunner = Callable[[SessionContext], Awaitable[SessionEnding]]
@@ -139,6 +161,7 @@ class Supervisor:
         clock: Clock | None = None,
         history: ReconnectHistory | None = None,
         rng: random.Random | None = None,
+        reachability: ReachabilityProbe | None = None,
     ) -> None:
         self._runner = runner
         self.delays = delays or ReconnectDelays()
@@ -155,6 +178,8 @@ class Supervisor:
         self._unavailable_since: float | None = None
         self._pending_record: ReconnectRecord | None = None
         self._transcript_listeners: list[Callable[[str, str], None]] = []
+        self._reachability = reachability
+        self._online = True
 
     # -- observation ---------------------------------------------------------------------------
 
@@ -205,17 +230,47 @@ class Supervisor:
         self._stop_requested = True
         self._wake.set()
 
+    def network_changed(self, online: bool) -> None:
+        """The OS says the network went down or came back; back up means connect at once."""
+        if online == self._online:
+            return
+        logger.info("network %s", "back" if online else "down")
+        self._online = online
+        if online and isinstance(self._state, (WaitingForNetwork, Reconnecting)):
+            self._restart_requested = True
+        self._wake.set()
+
+    @property
+    def online(self) -> bool:
+        return self._online
+
     # -- the loop ------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Run sessions until `stop()`; every exit goes through the same cleanup."""
+        wake_watch = asyncio.ensure_future(self._watch_for_wake())
         try:
             while not self._stop_requested:
                 ending, lasted = await self._run_one_session()
                 await self._after(ending, lasted)
         finally:
+            wake_watch.cancel()
+            await asyncio.wait({wake_watch})
             self._flush_pending(unavailable=None)
             self._set(Stopped())
+
+    async def _watch_for_wake(self) -> None:
+        """After the machine sleeps the wall clock jumps against the monotonic one: reconnect at once."""
+        offset = self._clock.wall() - self._clock.monotonic()
+        while True:
+            await self._clock.sleep_until(self._clock.monotonic() + WAKE_CHECK_INTERVAL)
+            now_offset = self._clock.wall() - self._clock.monotonic()
+            if abs(now_offset - offset) > WAKE_JUMP:
+                logger.info("the machine woke from sleep (clock jumped %.0f s): reconnecting now",
+                            now_offset - offset)
+                if isinstance(self._state, (Connected, Reconnecting)):
+                    self.restart_now()
+            offset = now_offset
 
     async def _run_one_session(self) -> tuple[SessionEnding, float]:
         self._attempt += 1
@@ -239,7 +294,15 @@ class Supervisor:
             for listener in list(self._transcript_listeners):
                 listener(role, text)
 
-        context = SessionContext(attempt, on_ready, on_speaking, on_transcript)
+        def on_rollover(expires_at: float | None) -> None:
+            now = self._clock.monotonic()
+            self._record(SessionEnding(Cause.ROLLOVER, "Rolled over to a fresh session before the limit"),
+                         now - (connected_at[-1] if connected_at else now), delay=0.0)
+            self._flush_pending(unavailable=0.0)
+            connected_at.append(now)
+            self._set(Connected(attempt=attempt, since=now, expires_at=expires_at))
+
+        context = SessionContext(attempt, on_ready, on_speaking, on_transcript, on_rollover)
         session = asyncio.ensure_future(self._runner(context))
         waker = asyncio.ensure_future(self._wake.wait())
         try:
@@ -250,7 +313,7 @@ class Supervisor:
                 session.cancel()
             await asyncio.wait({session})
 
-        lasted = self._clock.monotonic() - connected_at[0] if connected_at else 0.0
+        lasted = self._clock.monotonic() - connected_at[-1] if connected_at else 0.0
         if self._stop_requested:
             return SessionEnding(Cause.STOPPED, "AVA was stopped"), lasted
         if session.cancelled():
@@ -291,23 +354,49 @@ class Supervisor:
         if delay <= 0:
             return
         deadline = now + delay
-        self._set(Reconnecting(ending=ending, attempt=self._attempt + 1, deadline=deadline, delay=delay))
-        await self._wait(deadline)
+        probe = ending.unreachable and self._reachability is not None
+        while not (self._stop_requested or self._restart_requested):
+            if not self._online:
+                self._set(WaitingForNetwork(ending=ending, attempt=self._attempt + 1))
+                await self._wait(deadline=None)
+                continue
+            if self._clock.monotonic() >= deadline:
+                return
+            self._set(Reconnecting(ending=ending, attempt=self._attempt + 1, deadline=deadline, delay=delay))
+            await self._wait(deadline, probe=probe)
 
-    async def _wait(self, deadline: float | None) -> None:
-        """Sleep until the deadline, `restart_now()` or `stop()`, whichever comes first."""
+    async def _wait(self, deadline: float | None, *, probe: bool = False) -> None:
+        """Sleep until the deadline, a wake-up (`restart_now()`, `stop()`, the network) or, with `probe`,
+        until the unreachable server answers again (then connect at once)."""
         if self._stop_requested or self._restart_requested:
             return
         self._wake.clear()
         waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(self._wake.wait())}
         if deadline is not None:
             waiters.add(asyncio.ensure_future(self._clock.sleep_until(deadline)))
+        if probe:
+            waiters.add(asyncio.ensure_future(self._probe_until_reachable()))
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _probe_until_reachable(self) -> None:
+        """Cheap reachability checks (no session) once a second; on success, connect at once."""
+        assert self._reachability is not None
+        while True:
+            await self._clock.sleep_until(self._clock.monotonic() + PROBE_INTERVAL)
+            try:
+                reachable = await self._reachability()
+            except Exception as exc:
+                logger.debug("reachability probe failed: %s", exc)
+                reachable = False
+            if reachable:
+                logger.info("the server answers again: connecting now")
+                self._restart_requested = True
+                return
 
     # -- history -------------------------------------------------------------------------------
 
@@ -337,6 +426,8 @@ class Supervisor:
 def _describe(state: SupervisorState) -> str:
     if isinstance(state, Reconnecting):
         return f"Reconnecting({state.cause.value}, attempt {state.attempt}, in {state.delay:.1f}s)"
+    if isinstance(state, WaitingForNetwork):
+        return f"WaitingForNetwork({state.cause.value})"
     if isinstance(state, Error):
         return f"Error({state.ending.cause.value}: {state.reason})"
     return type(state).__name__

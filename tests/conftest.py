@@ -26,3 +26,15 @@ def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 def pytest_report_header(config: pytest.Config) -> str:
     services = "yes" if os.environ.get("AVA_SERVICES") else "no (run through scripts/with-services.sh)"
     return f"AVA services (X tray, PulseAudio, Secret Service): {services}"
+
+
+@pytest.fixture
+def voice_io_factory() -> object:
+    """Real audio: PortAudio through the PulseAudio null sinks that scripts/with-services.sh starts."""
+    import pulse  # tests/pulse.py
+
+    if not pulse.pulse_available():
+        pytest.skip("no PulseAudio: run through `bash scripts/with-services.sh`")
+    from ava_tray.audio.devices import SoundDeviceVoiceIO
+
+    return SoundDeviceVoiceIO

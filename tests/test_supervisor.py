@@ -27,6 +27,7 @@ from ava_tray.supervisor import (
     Stopped,
     Supervisor,
     SupervisorState,
+    WaitingForNetwork,
     reconnect_delay_for,
 )
 
@@ -256,3 +257,92 @@ def test_delay_policy_caps_and_jitters() -> None:
     assert 225.0 <= reconnect_delay_for(Cause.OTHER, 30, delays, rng) <= 300.0
     spread = {reconnect_delay_for(Cause.CONNECTION_LOST, 3, delays, rng) for _ in range(20)}
     assert len(spread) > 10 and all(15 <= d <= 25 for d in spread)
+
+
+async def test_network_down_pauses_the_countdown_and_back_up_connects_at_once(
+        harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    await h.connected(1)
+    h.supervisor.network_changed(False)
+    h.sessions.end(LOST)
+    await until(lambda: isinstance(h.state, WaitingForNetwork))
+    h.clock.advance(600)  # far past any deadline: still waiting, no attempt made
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert isinstance(h.state, WaitingForNetwork) and h.sessions.started == 1
+    h.supervisor.network_changed(True)
+    await h.connected(2)
+    await h.close()
+
+
+async def test_network_loss_during_a_countdown_pauses_it(harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    await h.connected(1)
+    h.sessions.end(OTHER)
+    await h.reconnecting()
+    h.supervisor.network_changed(False)
+    await until(lambda: isinstance(h.state, WaitingForNetwork))
+    h.supervisor.network_changed(True)
+    await h.connected(2)
+    await h.close()
+
+
+async def test_waking_from_sleep_reconnects_at_once(harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    await h.connected(1)
+    h.clock.jump_wall(3600)  # the laptop slept for an hour
+    h.clock.advance(2.5)
+    await h.connected(2)
+    assert h.history.records[-1].cause == "user_restart"
+    await h.close()
+
+
+async def test_an_unreachable_server_is_probed_and_connected_as_soon_as_it_answers(tmp_path: Path) -> None:
+    clock = ManualClock()
+    sessions = ScriptedSessions(clock)
+    reachable = False
+    probes = 0
+
+    async def probe() -> bool:
+        nonlocal probes
+        probes += 1
+        return reachable
+
+    supervisor = Supervisor(sessions.run, clock=clock, reachability=probe)
+    task = asyncio.ensure_future(supervisor.run())
+    await until(lambda: isinstance(supervisor.state, Connected))
+    sessions.end(SessionEnding(Cause.CONNECTION_LOST, "refused", unreachable=True))
+    await until(lambda: isinstance(supervisor.state, Reconnecting))
+    for _ in range(3):
+        await until(lambda: clock.sleeping >= 3)  # wake watch, countdown, probe
+        clock.advance(1.0)
+        await until(lambda n=probes: probes > n)
+    assert sessions.started == 1
+    reachable = True
+    await until(lambda: clock.sleeping >= 3)
+    clock.advance(1.0)
+    await until(lambda: sessions.started == 2)
+    assert clock.monotonic() < 1000.0 + 5.0, "connected before the 5 s countdown ended"
+    supervisor.stop()
+    await task
+
+
+async def test_rollover_is_recorded_with_no_time_unavailable(harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    contexts: list[SessionContext] = []
+    original = h.sessions.run
+
+    async def capture(context: SessionContext) -> SessionEnding:
+        contexts.append(context)
+        return await original(context)
+
+    await h.connected(1)
+    h.supervisor.use_runner(capture)
+    h.supervisor.restart_now()
+    await h.connected(2)
+    h.clock.advance(30)
+    contexts[0].rolled_over(h.clock.wall() + 3600)
+    record = h.history.records[-1]
+    assert (record.cause, record.unavailable_s, record.session_s) == ("rollover", 0.0, 30.0)
+    assert isinstance(h.state, Connected) and h.sessions.started == 2
+    await h.close()

@@ -14,6 +14,7 @@ class Cause(enum.StrEnum):
 
     SESSION_EXPIRED = "session_expired"
     CONNECTION_LOST = "connection_lost"
+    ROLLOVER = "rollover"
     FATAL = "fatal"
     OTHER = "other"
     USER_RESTART = "user_restart"
@@ -51,6 +52,8 @@ class SessionEnding:
     close_code: int | None = None
     close_reason: str = ""
     error_code: str | None = None
+    unreachable: bool = False
+    """The server could not be reached at all (refused, unroutable, no answer): worth probing for."""
 
     @property
     def is_fatal(self) -> bool:
@@ -131,7 +134,10 @@ def classify_ending(
         text = str(exception) or type(exception).__name__
         if isinstance(exception, TimeoutError):
             text = "the server did not answer in time"
-        return SessionEnding(Cause.CONNECTION_LOST, f"Connection lost: {text}", close_code, close_reason)
+        elif isinstance(exception, ConnectionRefusedError) or "Connect call failed" in text:
+            text = f"the server refused the connection ({text})"
+        return SessionEnding(Cause.CONNECTION_LOST, f"Connection lost: {text}", close_code, close_reason,
+                             unreachable=True)
 
     if exception is not None:
         return SessionEnding(Cause.OTHER, f"Unexpected error: {type(exception).__name__}: {exception}",

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from ava_tray import paths
 from ava_tray.audio import VoiceIO
 from ava_tray.clock import Clock, SystemClock
+from ava_tray.conversation import Transcript
 from ava_tray.history import ReconnectHistory
 from ava_tray.metrics import AudioLatency
-from ava_tray.realtime.connection import Keepalive
-from ava_tray.session import RealtimeSession, SessionOptions
+from ava_tray.realtime.connection import Keepalive, endpoint_reachable
+from ava_tray.session import RealtimeSession, RolloverPolicy, SessionOptions
 from ava_tray.settings import Settings
+from ava_tray.simulator import RealtimeSimulator
 from ava_tray.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,8 @@ class LaunchOptions:
     demo: bool = False
     session_limit: float | None = None
     keepalive: Keepalive = field(default_factory=Keepalive)
+    rollover: RolloverPolicy | None = None
+    """Overrides the settings' rollover policy (tests, benchmarks, `--no-rollover`)."""
 
 
 def default_voice_io_factory(settings: Settings) -> Callable[[], VoiceIO]:
@@ -59,23 +63,43 @@ class AvaEngine:
         self.history = history if history is not None else ReconnectHistory(paths.data_dir() / "history.jsonl")
         self.latency = AudioLatency()
         self._voice_io_factory = voice_io_factory or default_voice_io_factory(settings)
-        self.simulator: object | None = None
+        self._custom_voice_io = voice_io_factory is not None
+        saved = paths.data_dir() / "transcript.jsonl" if settings.save_transcript else None
+        self.transcript = Transcript(enabled=settings.carry_conversation,
+                                     budget_chars=settings.conversation_budget, save_to=saved)
+        self.simulator: RealtimeSimulator | None = None
+        self._muted = False
         self._url = settings.realtime_url
         self.session = self._make_session()
         self.supervisor = Supervisor(self.session.run, delays=settings.delays(), clock=self.clock,
-                                     history=self.history)
+                                     history=self.history, reachability=self._reachable)
+
+    async def _reachable(self) -> bool:
+        return await endpoint_reachable(self._url)
+
+    @property
+    def muted(self) -> bool:
+        """The microphone is muted: no audio goes to the server."""
+        return self._muted
+
+    @muted.setter
+    def muted(self, value: bool) -> None:
+        self._muted = value
+        self.session.muted = value
 
     def _make_session(self) -> RealtimeSession:
+        rollover = self.launch.rollover or self.settings.rollover_policy()
         options = SessionOptions(url=self._url, api_key=self._api_key, config=self.settings.session_config(),
-                                 keepalive=self.launch.keepalive)
-        return RealtimeSession(options, self._voice_io_factory, clock=self.clock, latency=self.latency)
+                                 keepalive=self.launch.keepalive, rollover=rollover)
+        session = RealtimeSession(options, self._voice_io_factory, clock=self.clock, latency=self.latency,
+                                  transcript=self.transcript)
+        session.muted = self._muted
+        return session
 
     async def run(self) -> None:
         """Start the demo simulator if asked, then supervise sessions until `stop()`."""
         simulator = None
         if self.launch.demo:
-            from ava_tray.simulator import RealtimeSimulator
-
             limit = self.launch.session_limit if self.launch.session_limit is not None else 3600.0
             simulator = RealtimeSimulator(session_limit=limit)
             await simulator.start()
@@ -100,7 +124,10 @@ class AvaEngine:
         self._api_key = api_key
         if not self.launch.demo:
             self._url = settings.realtime_url
-        self._voice_io_factory = default_voice_io_factory(settings)
+        if not self._custom_voice_io:
+            self._voice_io_factory = default_voice_io_factory(settings)
+        self.transcript.enabled = settings.carry_conversation
+        self.transcript.budget_chars = settings.conversation_budget
         self.session = self._make_session()
         self.supervisor.use_runner(self.session.run)
         self.supervisor.delays = settings.delays()

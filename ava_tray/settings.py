@@ -18,6 +18,7 @@ from PySide6.QtCore import QSettings
 from ava_tray import paths
 from ava_tray.realtime.connection import DEFAULT_URL, EndpointError, check_endpoint
 from ava_tray.realtime.events import SessionConfig
+from ava_tray.session import RolloverPolicy
 from ava_tray.supervisor import ReconnectDelays
 
 logger = logging.getLogger(__name__)
@@ -39,9 +40,20 @@ class Settings:
     delay_connection_lost: float = 5.0
     delay_other: float = 10.0
     start_at_login: bool = False
+    rollover: bool = True
+    rollover_margin: float = 300.0
+    carry_conversation: bool = True
+    conversation_budget: int = 6000
+    save_transcript: bool = False
+    allowed_tools: str = ""
+    """Comma-separated names of side-effecting tools that may run without asking first."""
 
     def session_config(self) -> SessionConfig:
         return SessionConfig(model=self.model, voice=self.voice, instructions=self.instructions)
+
+    def rollover_policy(self) -> RolloverPolicy:
+        return RolloverPolicy(enabled=self.rollover, margin=self.rollover_margin,
+                              hard_margin=min(60.0, self.rollover_margin / 2))
 
     def delays(self) -> ReconnectDelays:
         return ReconnectDelays(session_expired=self.delay_session_expired,
@@ -56,6 +68,10 @@ class Settings:
             found.append(str(exc))
         if self.voice not in VOICES:
             found.append(f"Unknown voice {self.voice!r}: choose one of {', '.join(VOICES)}.")
+        if not 10 <= self.rollover_margin <= 1200:
+            found.append("The rollover margin must be between 10 and 1200 seconds.")
+        if not 0 <= self.conversation_budget <= 100_000:
+            found.append("The conversation budget must be between 0 and 100000 characters.")
         for name in ("delay_session_expired", "delay_connection_lost", "delay_other"):
             if not 0 <= getattr(self, name) <= 300:
                 found.append(f"{name.replace('_', ' ')} must be between 0 and 300 seconds.")

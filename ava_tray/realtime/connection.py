@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 from dataclasses import dataclass
@@ -61,3 +63,18 @@ async def open_connection(url: str, api_key: str | None, keepalive: Keepalive) -
         compression=None,
         user_agent_header="ava-tray",
     )
+
+
+async def endpoint_reachable(url: str, patience: float = 2.0) -> bool:
+    """A cheap check (a TCP connect, no session, no key) that the endpoint answers at all."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    try:
+        async with asyncio.timeout(patience):
+            _, writer = await asyncio.open_connection(parts.hostname, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True

@@ -7,8 +7,13 @@ import asyncio
 import getpass
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from ava_tray import __version__, logs
+
+if TYPE_CHECKING:
+    from ava_tray.engine import LaunchOptions
+    from ava_tray.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="talk to the built-in local Realtime simulator (no API key needed)")
     parser.add_argument("--session-limit", type=float, metavar="SECONDS",
                         help="with --demo: end each simulated session after this many seconds")
+    parser.add_argument("--rollover", action=argparse.BooleanOptionalAction, default=None,
+                        help="renew sessions seamlessly before their limit (default: on, see Settings)")
     parser.add_argument("--set-key", action="store_true",
                         help="read an API key from standard input into the OS keyring")
     parser.add_argument("--forget-key", action="store_true", help="remove the API key from the OS keyring")
@@ -78,10 +85,22 @@ def forget_key() -> int:
     return 0
 
 
+def launch_options(args: argparse.Namespace, settings: Settings) -> LaunchOptions:
+    """The command line's part of how AVA runs (demo, session limit, rollover on or off)."""
+    from dataclasses import replace
+
+    from ava_tray.engine import LaunchOptions
+
+    rollover = None
+    if args.rollover is not None:
+        rollover = replace(settings.rollover_policy(), enabled=args.rollover)
+    return LaunchOptions(demo=args.demo, session_limit=args.session_limit, rollover=rollover)
+
+
 def run_console(args: argparse.Namespace) -> int:
     from ava_tray import keystore
     from ava_tray.console import run_console as run
-    from ava_tray.engine import AvaEngine, LaunchOptions
+    from ava_tray.engine import AvaEngine
     from ava_tray.settings import SettingsStore
 
     store = SettingsStore()
@@ -95,7 +114,7 @@ def run_console(args: argparse.Namespace) -> int:
         except keystore.KeyStoreError as exc:
             print(str(exc), file=sys.stderr)
             return 2
-    engine = AvaEngine(settings, api_key, launch=LaunchOptions(demo=args.demo, session_limit=args.session_limit))
+    engine = AvaEngine(settings, api_key, launch=launch_options(args, settings))
     if engine.history.warning:
         print(engine.history.warning, file=sys.stderr)
     return asyncio.run(run(engine))

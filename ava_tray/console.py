@@ -12,7 +12,15 @@ from typing import TextIO
 from ava_tray.engine import AvaEngine
 from ava_tray.realtime.ending import Cause
 from ava_tray.redact import redact
-from ava_tray.supervisor import Connected, Connecting, Error, Reconnecting, Stopped, SupervisorState
+from ava_tray.supervisor import (
+    Connected,
+    Connecting,
+    Error,
+    Reconnecting,
+    Stopped,
+    SupervisorState,
+    WaitingForNetwork,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +33,7 @@ class SessionLog:
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self._was_speaking = False
+        self._rollovers = 0
 
     def line(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -43,11 +52,15 @@ class SessionLog:
             else:
                 self.line(f"🔄 Reconnecting to AVA (attempt #{state.attempt})...")
         elif isinstance(state, Connected):
-            if not state.speaking and not self._was_speaking:
+            if state.rollovers > self._rollovers:
+                self.line("🔁 Session renewed before its limit (no gap, conversation kept)")
+            elif not state.speaking and not self._was_speaking:
                 self.line("✅ Connected to Realtime API")
+            self._rollovers = state.rollovers
             self._was_speaking = state.speaking
         elif isinstance(state, Reconnecting):
             self._was_speaking = False
+            self._rollovers = 0
             ending = state.ending
             if ending.cause is Cause.SESSION_EXPIRED:
                 self.line(f"⏰ {ending.message}")
@@ -57,6 +70,8 @@ class SessionLog:
                 text = ending.message.removeprefix("Unexpected error: ")
                 self.line(f"❌ Unexpected error: {text}")
             self.line(f"🔄 Auto-restarting AVA in {state.delay:g} seconds...")
+        elif isinstance(state, WaitingForNetwork):
+            self.line(f"📡 Waiting for the network ({state.ending.message}); AVA reconnects as soon as it is back")
         elif isinstance(state, Error):
             self._was_speaking = False
             self.line(f"❌ {state.reason}")

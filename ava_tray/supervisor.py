@@ -36,6 +36,8 @@ class Connected:
     since: float
     expires_at: float | None = None
     speaking: bool = False
+    rollovers: int = 0
+    """Fresh sessions taken over seamlessly within this connection (make before break)."""
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,7 @@ class Supervisor:
                          now - (connected_at[-1] if connected_at else now), delay=0.0)
             self._flush_pending(unavailable=0.0)
             connected_at.append(now)
-            self._set(Connected(attempt=attempt, since=now, expires_at=expires_at))
+            self._set(Connected(attempt=attempt, since=now, expires_at=expires_at, rollovers=len(connected_at) - 1))
 
         context = SessionContext(attempt, on_ready, on_speaking, on_transcript, on_rollover)
         session = asyncio.ensure_future(self._runner(context))

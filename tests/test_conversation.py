@@ -40,9 +40,9 @@ def test_disabled_or_empty_replays_nothing() -> None:
     assert off.replay_item() is None
 
 
-def test_kept_in_memory_unless_saving_is_on(tmp_path: Path) -> None:
+def test_kept_in_memory_unless_saving_is_on(tmp_path: Path, isolated_user_dirs: Path) -> None:
     Transcript().add("user", "secret plans")
-    assert not list(tmp_path.iterdir())
+    assert not [p for p in isolated_user_dirs.rglob("*") if p.is_file()]
     saved = Transcript(save_to=tmp_path / "t.jsonl")
     saved.add("user", "my key is sk-abcdefghijklmnopqrstuvwx")
     content = (tmp_path / "t.jsonl").read_text()

@@ -1,0 +1,484 @@
+"""`VoiceIO` on real devices through PortAudio (`sounddevice`): 24 kHz mono int16 to the outside."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut
+from ava_tray.audio.playback import PlaybackBuffer
+from ava_tray.audio.resample import LinearResampler
+
+logger = logging.getLogger(__name__)
+
+WIRE_RATE = 24000
+"""The rate AVA speaks with the Realtime API, in both directions."""
+
+_SAMPLE_BYTES = 2
+_T = TypeVar("_T")
+Kind = Literal["input", "output"]
+
+_PORTAUDIO_MISSING = (
+    "The PortAudio library is missing: install libportaudio2 (Debian/Ubuntu), portaudio "
+    "(Fedora, Arch or Homebrew), then start AVA again."
+)
+
+
+def _import_sounddevice() -> Any:
+    """Import `sounddevice`, turning a missing PortAudio library into `AudioDeviceError`."""
+    try:
+        import sounddevice
+    except (OSError, ImportError) as exc:
+        logger.warning("sounddevice unavailable: %s", exc)
+        raise AudioDeviceError(_PORTAUDIO_MISSING) from exc
+    return sounddevice
+
+
+def _noun(kind: Kind) -> str:
+    return "microphone" if kind == "input" else "speaker"
+
+
+def _settings_hint(kind: Kind) -> str:
+    return f"choose another {kind} device in Settings"
+
+
+def _reason(exc: BaseException) -> str:
+    """The short PortAudio reason in an exception, e.g. 'Invalid sample rate'."""
+    text = str(exc.args[0]) if exc.args else str(exc)
+    text = text.rsplit(": ", 1)[-1]
+    text = text.split(" [PaErrorCode", 1)[0].strip()
+    return text or type(exc).__name__
+
+
+@dataclass(frozen=True)
+class PlayRecord:
+    """When `play()` handed a chunk to the speaker's queue (for latency measurements)."""
+
+    item_id: str
+    handed_at: float
+    frames: int
+
+
+@dataclass(frozen=True)
+class _DeviceChoice:
+    index: int
+    name: str
+    rate: int
+
+
+async def _off_loop(fn: Callable[[], _T]) -> _T:
+    """Run a blocking call on a short-lived thread of its own, which has ended when this returns.
+
+    Not `asyncio.to_thread`: its executor keeps idle worker threads alive, and closing must leave
+    no thread of ours behind.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: _T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    thread = threading.Thread(target=run, name="ava-audio-device", daemon=True)
+    thread.start()
+    try:
+        return await asyncio.shield(future)
+    finally:
+        if future.done():
+            thread.join(timeout=1.0)  # already past its last line: returns at once
+
+
+class SoundDeviceVoiceIO:
+    """Microphone and speaker through PortAudio, at 24 kHz where the device allows it, else resampled.
+
+    Stream callbacks run on PortAudio's threads: they copy bytes, touch the playback queue and hand
+    microphone blocks to the event loop with `call_soon_threadsafe`; they never log or block.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_device: str | int | None = None,
+        output_device: str | int | None = None,
+        block_ms: int = 20,
+        loop: asyncio.AbstractEventLoop | None = None,
+        device_rate: int | None = None,
+        on_failure: Callable[[AudioDeviceError], None] | None = None,
+    ) -> None:
+        """`device_rate` forces the rate the devices are opened at (tests, devices that misreport);
+        `on_failure` is called on the loop when a running stream dies (see `failure`)."""
+        if not 1 <= block_ms <= 20:
+            raise ValueError(f"block_ms must be between 1 and 20, got {block_ms}")
+        self._input_device = input_device
+        self._output_device = output_device
+        self._block_ms = block_ms
+        self._loop = loop
+        self._forced_rate = device_rate
+        self._on_failure = on_failure
+
+        self._in_stream: Any = None
+        self._out_stream: Any = None
+        self._input: _DeviceChoice | None = None
+        self._output: _DeviceChoice | None = None
+        self._closing = False
+        self._close_future: asyncio.Future[None] | None = None
+        self._failure: AudioDeviceError | None = None
+        self._on_mic_block: MicBlockHandler | None = None
+        self._mic_resampler: LinearResampler | None = None
+        self._mic_pending = bytearray()
+        self._speaker_resampler: LinearResampler | None = None
+        self._playback = PlaybackBuffer()
+        self._warned_closed_play = False
+
+        self.captured_blocks = 0
+        """Microphone blocks received from the device."""
+        self.played_blocks = 0
+        """Speaker blocks that carried assistant audio (silence padding not counted)."""
+        self.underflows = 0
+        """Blocks where the device ran out of data (output underflow, input underflow): not fatal."""
+        self.overflows = 0
+        """Blocks where data was lost because we were late (input overflow, output overflow): not fatal."""
+        self.play_log: collections.deque[PlayRecord] = collections.deque(maxlen=4096)
+        """The last `play()` hand-offs, for latency benchmarks."""
+
+    # --- VoiceIO -------------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """True between a successful `open()` and `close()`."""
+        return self._out_stream is not None
+
+    @property
+    def is_playing(self) -> bool:
+        """True while queued assistant audio has not all been taken by the speaker."""
+        return self._playback.pending_bytes > 0
+
+    @property
+    def failure(self) -> AudioDeviceError | None:
+        """Set when a stream stopped while it should have been running (device unplugged, server died)."""
+        return self._failure
+
+    @property
+    def input_rate(self) -> int | None:
+        """The rate the microphone runs at, once open."""
+        return self._input.rate if self._input else None
+
+    @property
+    def output_rate(self) -> int | None:
+        """The rate the speaker runs at, once open."""
+        return self._output.rate if self._output else None
+
+    async def open(self, on_mic_block: MicBlockHandler) -> None:
+        """Open and start both streams (off the loop); raise `AudioDeviceError` if a device fails."""
+        if self._in_stream is not None or self._out_stream is not None:
+            raise RuntimeError("the audio devices are already open")
+        sd = _import_sounddevice()
+        loop = self._loop or asyncio.get_running_loop()
+        self._on_mic_block = on_mic_block
+        self._closing = False
+        self._close_future = None
+        self._failure = None
+        self._mic_pending.clear()
+        self._playback.cut()
+
+        opening = asyncio.ensure_future(_off_loop(lambda: self._open_streams(sd, loop)))
+        try:
+            in_stream, out_stream = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The thread cannot be stopped half-way: let it finish, then close what it opened.
+            with contextlib.suppress(Exception):
+                streams = await opening
+                await _off_loop(lambda: self._close_streams(streams))
+            raise
+        self._in_stream, self._out_stream = in_stream, out_stream
+        assert self._input is not None and self._output is not None
+        logger.info(
+            "audio open: microphone %r at %d Hz, speaker %r at %d Hz, %d ms blocks",
+            self._input.name,
+            self._input.rate,
+            self._output.name,
+            self._output.rate,
+            self._block_ms,
+        )
+
+    def play(self, item_id: str, pcm: bytes) -> None:
+        """Queue 24 kHz mono int16 assistant audio for the speaker; never blocks."""
+        if self._out_stream is None or self._output is None:
+            if not self._warned_closed_play:
+                logger.warning("play() while the speaker is not open: audio dropped")
+                self._warned_closed_play = True
+            return
+        if len(pcm) % _SAMPLE_BYTES:
+            pcm = pcm[:-1]
+        if not pcm:
+            return
+        data = self._speaker_resampler.process_bytes(pcm) if self._speaker_resampler else pcm
+        self._playback.push(item_id, data)
+        self.play_log.append(PlayRecord(item_id, time.monotonic(), len(pcm) // _SAMPLE_BYTES))
+
+    def interrupt(self) -> PlaybackCut | None:
+        """Drop all queued audio at once; say which item was cut and how many ms of it were played."""
+        cut = self._playback.cut()
+        if self._speaker_resampler is not None:
+            self._speaker_resampler.reset()
+        if cut is None or self._output is None:
+            return None
+        item_id, played_bytes = cut
+        played_ms = round(played_bytes / _SAMPLE_BYTES * 1000 / self._output.rate)
+        logger.debug("playback of %s cut after %d ms", item_id, played_ms)
+        return PlaybackCut(item_id=item_id, played_ms=played_ms)
+
+    def item_started_at(self, item_id: str) -> float | None:
+        """Monotonic time the speaker first took audio of `item_id` (for latency measurements)."""
+        return self._playback.started_at(item_id)
+
+    async def close(self) -> None:
+        """Stop and close both streams off the loop; after it no callback runs. Idempotent."""
+        if self._close_future is not None:
+            await asyncio.shield(self._close_future)
+            return
+        streams = (self._in_stream, self._out_stream)
+        if streams == (None, None):
+            return
+        self._closing = True
+        self._close_future = asyncio.get_running_loop().create_future()
+        try:
+            await _off_loop(lambda: self._close_streams(streams))
+        finally:
+            self._in_stream = self._out_stream = None
+            self._playback.cut()
+            self._close_future.set_result(None)
+            self._close_future = None
+            logger.info("audio closed")
+
+    # --- opening (on a helper thread) ----------------------------------------------------------
+
+    def _open_streams(self, sd: Any, loop: asyncio.AbstractEventLoop) -> tuple[Any, Any]:
+        """Choose devices and rates, open and start both streams; on any failure close what opened."""
+        opened: list[Any] = []
+        try:
+            self._input = self._choose(sd, "input", self._input_device)
+            self._output = self._choose(sd, "output", self._output_device)
+            in_stream = self._make_stream(sd, "input", self._input, loop)
+            opened.append(in_stream)
+            out_stream = self._make_stream(sd, "output", self._output, loop)
+            opened.append(out_stream)
+            started: tuple[tuple[Any, Kind, _DeviceChoice], ...] = (
+                (in_stream, "input", self._input),
+                (out_stream, "output", self._output),
+            )
+            for stream, kind, choice in started:
+                try:
+                    stream.start()
+                except (sd.PortAudioError, OSError) as exc:
+                    raise self._open_error(kind, choice.name, exc) from exc
+            return in_stream, out_stream
+        except BaseException:
+            self._closing = True  # the finished callbacks of what we close now are no failure
+            self._close_streams(opened)
+            raise
+
+    def _choose(self, sd: Any, kind: Kind, wanted: str | int | None) -> _DeviceChoice:
+        """Find the device and the rate to open it at, or raise a user-facing `AudioDeviceError`."""
+        noun = _noun(kind)
+        try:
+            info = sd.query_devices(wanted, kind=kind)
+        except ValueError as exc:
+            if str(exc).startswith("Multiple"):
+                message = f"Several devices match '{wanted}': {_settings_hint(kind)} and pick one by name."
+            else:
+                message = f"The {noun} '{wanted}' was not found: plug it in or {_settings_hint(kind)}."
+            raise AudioDeviceError(message) from exc
+        except (sd.PortAudioError, OSError) as exc:
+            if wanted is None:
+                message = f"No {noun} found. Plug one in or {_settings_hint(kind)}."
+            else:
+                message = f"The {noun} '{wanted}' was not found: plug it in or {_settings_hint(kind)}."
+            raise AudioDeviceError(message) from exc
+        index = int(info["index"])
+        name = str(info["name"])
+        rate = self._forced_rate or WIRE_RATE
+        check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+        try:
+            check(device=index, channels=1, dtype="int16", samplerate=rate)
+        except (sd.PortAudioError, ValueError):
+            if self._forced_rate is not None:
+                raise AudioDeviceError(
+                    f"The {noun} '{name}' cannot run at {rate} Hz: {_settings_hint(kind)}."
+                ) from None
+            rate = round(float(info["default_samplerate"]))
+        return _DeviceChoice(index=index, name=name, rate=rate)
+
+    def _make_stream(self, sd: Any, kind: Kind, choice: _DeviceChoice, loop: asyncio.AbstractEventLoop) -> Any:
+        blocksize = choice.rate * self._block_ms // 1000
+        try:
+            if kind == "input":
+                self._mic_resampler = LinearResampler(choice.rate, WIRE_RATE) if choice.rate != WIRE_RATE else None
+                return sd.RawInputStream(
+                    device=choice.index,
+                    samplerate=choice.rate,
+                    channels=1,
+                    dtype="int16",
+                    blocksize=blocksize,
+                    callback=self._input_callback(loop),
+                    finished_callback=self._finished_callback(loop, kind, choice.name),
+                )
+            self._speaker_resampler = LinearResampler(WIRE_RATE, choice.rate) if choice.rate != WIRE_RATE else None
+            return sd.RawOutputStream(
+                device=choice.index,
+                samplerate=choice.rate,
+                channels=1,
+                dtype="int16",
+                blocksize=blocksize,
+                callback=self._output_callback(),
+                finished_callback=self._finished_callback(loop, kind, choice.name),
+            )
+        except (sd.PortAudioError, OSError, ValueError) as exc:
+            raise self._open_error(kind, choice.name, exc) from exc
+
+    def _open_error(self, kind: Kind, name: str, exc: BaseException) -> AudioDeviceError:
+        return AudioDeviceError(
+            f"The {_noun(kind)} '{name}' could not be opened ({_reason(exc)}): {_settings_hint(kind)}."
+        )
+
+    @staticmethod
+    def _close_streams(streams: Any) -> None:
+        """Abort and close streams, ignoring errors of devices that are already gone."""
+        for stream in streams:
+            if stream is None:
+                continue
+            with contextlib.suppress(Exception):
+                stream.abort()
+            with contextlib.suppress(Exception):
+                stream.close()
+
+    # --- callbacks (PortAudio's threads: no logging, no blocking) -----------------------------
+
+    def _input_callback(self, loop: asyncio.AbstractEventLoop) -> Callable[[Any, int, Any, Any], None]:
+        deliver = self._deliver_mic
+
+        def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
+            if status:
+                if status.input_overflow:
+                    self.overflows += 1
+                if status.input_underflow:
+                    self.underflows += 1
+            self.captured_blocks += 1
+            # The monotonic time the block reached us: PortAudio's own clock is not comparable.
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody listens any more
+                loop.call_soon_threadsafe(deliver, bytes(indata), time.monotonic())
+
+        return callback
+
+    def _output_callback(self) -> Callable[[Any, int, Any, Any], None]:
+        playback = self._playback
+
+        def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+            if status:
+                if status.output_underflow:
+                    self.underflows += 1
+                if status.output_overflow:
+                    self.overflows += 1
+            if playback.fill(outdata, len(outdata)):
+                self.played_blocks += 1
+
+        return callback
+
+    def _finished_callback(self, loop: asyncio.AbstractEventLoop, kind: Kind, name: str) -> Callable[[], None]:
+        def finished() -> None:
+            if self._closing:
+                return
+            error = AudioDeviceError(
+                f"The {_noun(kind)} '{name}' stopped working (unplugged, or the sound server stopped): "
+                f"check it or {_settings_hint(kind)}."
+            )
+            if self._failure is None:
+                self._failure = error
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._report_failure, error)
+
+        return finished
+
+    # --- on the loop ---------------------------------------------------------------------------
+
+    def _deliver_mic(self, raw: bytes, captured_at: float) -> None:
+        """Hand a microphone block on, resampled to 24 kHz in blocks of exactly `block_ms` if needed.
+
+        Blocks still queued on the loop when `close()` began are dropped.
+        """
+        if self._closing or self._on_mic_block is None:
+            return
+        if self._mic_resampler is None:
+            self._on_mic_block(raw, captured_at)
+            return
+        self._mic_pending += self._mic_resampler.process_bytes(raw)
+        size = WIRE_RATE * self._block_ms // 1000 * _SAMPLE_BYTES
+        while len(self._mic_pending) >= size:
+            block = bytes(self._mic_pending[:size])
+            del self._mic_pending[:size]
+            self._on_mic_block(block, captured_at)
+
+    def _report_failure(self, error: AudioDeviceError) -> None:
+        if self._closing:
+            return
+        logger.error("audio device failed: %s", error)
+        if self._on_failure is not None:
+            self._on_failure(error)
+
+
+def list_devices() -> tuple[list[str], list[str]]:
+    """Names of the input and output devices for the Settings pickers; empty without PortAudio.
+
+    A name found under several host APIs is given as "name, host API", which `sounddevice` matches
+    exactly, so every entry opens the device it names.
+    """
+    try:
+        sd = _import_sounddevice()
+        devices = list(sd.query_devices())
+        hostapis = [str(api["name"]) for api in sd.query_hostapis()]
+    except AudioDeviceError:
+        return [], []
+    except Exception as exc:  # PortAudio errors: a picker just shows no devices
+        logger.warning("could not list audio devices: %s", exc)
+        return [], []
+
+    def names(kind: Kind) -> list[str]:
+        found = [d for d in devices if d[f"max_{kind}_channels"] > 0]
+        counts = collections.Counter(str(d["name"]) for d in found)
+        result = []
+        for d in found:
+            name = str(d["name"])
+            result.append(name if counts[name] == 1 else f"{name}, {hostapis[d['hostapi']]}")
+        return result
+
+    return names("input"), names("output")
+
+
+def portaudio_info() -> str:
+    """One line about the PortAudio library in use, for a self-test; says so if it is missing."""
+    try:
+        sd = _import_sounddevice()
+    except AudioDeviceError as exc:
+        return str(exc)
+    version = sd.get_portaudio_version()[1]
+    path = getattr(sd, "_libname", None) or "unknown path"
+    return f"{version} ({path}); sounddevice {sd.__version__}"

@@ -1,0 +1,317 @@
+"""The tray app: one QApplication, qasync running the same AvaEngine as the console, the tray as its view."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from types import FrameType
+from typing import Any
+
+from PySide6.QtCore import QSocketNotifier
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+
+from ava_tray import keystore, paths
+from ava_tray.clock import Clock, SystemClock
+from ava_tray.engine import AvaEngine, LaunchOptions
+from ava_tray.history import ReconnectHistory
+from ava_tray.settings import Settings, SettingsStore
+from ava_tray.supervisor import Error
+from ava_tray.ui import autostart
+from ava_tray.ui.icons import app_icon
+from ava_tray.ui.settings_dialog import SettingsDialog
+from ava_tray.ui.single_instance import InstanceLock, hand_over
+from ava_tray.ui.status import NeedsKey, Notice, UiState
+from ava_tray.ui.tray import TrayUI
+
+logger = logging.getLogger(__name__)
+
+NO_TRAY_MESSAGE = ("No system tray is available on this desktop: AVA shows its status window instead "
+                   "(closing it quits AVA).")
+ALREADY_RUNNING = "AVA Tray is already running: its status window is now shown."
+STOP_TIMEOUT = 5.0
+
+EngineFactory = Callable[[Settings, str | None, LaunchOptions, ReconnectHistory], AvaEngine]
+
+
+def _default_engine(settings: Settings, api_key: str | None, launch: LaunchOptions,
+                    history: ReconnectHistory) -> AvaEngine:
+    return AvaEngine(settings, api_key, launch=launch, history=history)
+
+
+class AvaTrayApp:
+    """Owns the engine's lifecycle and implements the tray's commands (`TrayHost`)."""
+
+    def __init__(self, launch: LaunchOptions, *, store: SettingsStore | None = None, clock: Clock | None = None,
+                 history: ReconnectHistory | None = None, engine_factory: EngineFactory | None = None,
+                 tray_available: bool | None = None) -> None:
+        self.launch = launch
+        self.clock = clock or SystemClock()
+        self.store = store or SettingsStore()
+        self.settings = self.store.load()
+        self._history = history if history is not None else ReconnectHistory(paths.data_dir() / "history.jsonl")
+        self._engine_factory = engine_factory or _default_engine
+        self.engine: AvaEngine | None = None
+        self.engine_task: asyncio.Task[None] | None = None
+        self._api_key: str | None = None
+        self._muted = False
+        self._quit: asyncio.Event | None = None
+        self._quitting = False
+        self.first_run = False
+        self.key_problem: str | None = None
+        if tray_available is None:
+            tray_available = QSystemTrayIcon.isSystemTrayAvailable()
+        self.ui = TrayUI(self, self.clock, tray_available=tray_available)
+        self.settings_dialog: SettingsDialog | None = None
+
+    # -- TrayHost ----------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> UiState:
+        return self.engine.supervisor.state if self.engine is not None else NeedsKey()
+
+    @property
+    def history(self) -> ReconnectHistory:
+        return self._history
+
+    @property
+    def muted(self) -> bool:
+        return self._muted
+
+    def set_muted(self, muted: bool) -> None:
+        self._muted = muted
+        if self.engine is not None:
+            self.engine.muted = muted
+        logger.info("microphone %s", "muted" if muted else "unmuted")
+        self.ui.render()
+
+    def restart_now(self) -> None:
+        """Skip the countdown or leave Error; a key changed meanwhile (e.g. `--set-key`) is picked up."""
+        if self.engine is None:
+            self.show_settings()
+            return
+        if not self.engine.launch.demo:
+            try:
+                key = keystore.resolve_key()
+            except keystore.KeyStoreError as exc:
+                logger.warning("restart: %s", exc)
+            else:
+                if key != self._api_key:
+                    self._api_key = key
+                    self.engine.replace_settings(self.engine.settings, key)
+        self.engine.supervisor.restart_now()
+
+    def show_settings(self) -> None:
+        """Open (or raise) the Settings dialog."""
+        if self.settings_dialog is not None and self.settings_dialog.isVisible():
+            self.settings_dialog.raise_()
+            self.settings_dialog.activateWindow()
+            return
+        warning = " ".join(w for w in (self.store.warning, self.key_problem) if w) or None
+        dialog = SettingsDialog(self.settings, on_save=self.save_settings,
+                                on_demo=self.start_demo if self.engine is None else None,
+                                warning=warning, first_run=self.first_run and self.engine is None)
+        dialog.setWindowIcon(app_icon())
+        self.settings_dialog = dialog
+        self.ui.extra_windows["settings"] = dialog
+        dialog.finished.connect(lambda _result: self.ui.write_debug_state())
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        self.ui.write_debug_state()
+
+    def set_start_at_login(self, enabled: bool) -> None:
+        try:
+            autostart.set_enabled(enabled)
+        except autostart.AutostartError as exc:
+            self.ui.notify(Notice("AVA", str(exc), critical=True))
+        on = autostart.is_enabled()
+        self.ui.set_login_checked(on)
+        with contextlib.suppress(OSError, ValueError):
+            self.settings = replace(self.settings, start_at_login=on)
+            self.store.save(self.settings)
+
+    def quit(self) -> None:
+        """Leave through the one cleanup path: `main()` wakes, stops the engine and returns."""
+        logger.info("quit requested")
+        self._quitting = True
+        if self._quit is not None:
+            self._quit.set()
+
+    # -- settings and engines ----------------------------------------------------------------------
+
+    def save_settings(self, settings: Settings) -> None:
+        """Settings → Save: persist, then use the new settings (and key) from the next session on."""
+        self.store.save(settings)
+        self.store.warning = None
+        self.settings = settings
+        key: str | None = None
+        if self.engine is None or not self.engine.launch.demo:
+            try:
+                key = keystore.resolve_key()
+            except keystore.MissingKeyError:
+                key = None
+            except keystore.KeyStoreError as exc:
+                raise ValueError(str(exc)) from None
+        if self.engine is None:
+            if key is not None:
+                self.key_problem = None
+                self._api_key = key
+                self.start_engine(self._engine_factory(settings, key, self.launch, self._history))
+            return
+        if self.engine.launch.demo:
+            key = self._api_key
+        self._api_key = key
+        self.engine.replace_settings(settings, key)
+        if isinstance(self.engine.supervisor.state, Error):
+            self.engine.supervisor.restart_now()
+
+    def start_demo(self) -> None:
+        """Settings → Try the demo: run AVA on the embedded simulator."""
+        if self.engine is not None:
+            return
+        demo = replace(self.launch, demo=True)
+        self.start_engine(self._engine_factory(self.settings, None, demo, self._history))
+
+    def start_engine(self, engine: AvaEngine) -> None:
+        """Run `engine` on the loop and render its states."""
+        self.engine = engine
+        engine.muted = self._muted
+        engine.supervisor.subscribe(self.ui.on_state)
+        self.engine_task = asyncio.ensure_future(engine.run())
+        self.engine_task.add_done_callback(self._engine_ended)
+        self.ui.on_state(engine.supervisor.state)
+
+    def _engine_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("the engine failed", exc_info=task.exception())
+            if not self._quitting:
+                self.ui.notify(Notice("AVA stopped", f"AVA stopped after an internal error: {task.exception()}",
+                                      critical=True))
+        self.ui.render()
+
+    async def stop_engine(self) -> None:
+        """engine.stop(), then wait for its task: sessions, streams and sockets closed, no reconnect."""
+        if self.engine is None or self.engine_task is None:
+            return
+        self.engine.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.engine_task), STOP_TIMEOUT)
+        except TimeoutError:
+            logger.error("the engine did not stop within %.0f s; cancelling it", STOP_TIMEOUT)
+            self.engine_task.cancel()
+            await asyncio.gather(self.engine_task, return_exceptions=True)
+        except Exception:
+            logger.exception("the engine ended with an error")
+
+    def resolve_start_key(self) -> str | None:
+        """The key to start with; None (and a reason to show) if AVA must wait for one."""
+        if self.launch.demo:
+            return None
+        try:
+            return keystore.resolve_key()
+        except keystore.MissingKeyError:
+            self.first_run = True
+            self.key_problem = None
+        except keystore.KeyStoreError as exc:
+            self.key_problem = str(exc)
+        return None
+
+    # -- running -----------------------------------------------------------------------------------
+
+    async def main(self) -> int:
+        """Run until Quit (menu, SIGINT/SIGTERM); return the exit code."""
+        self._quit = asyncio.Event()
+        if self._quitting:
+            self._quit.set()
+        lock = InstanceLock(on_show=self.ui.show_status_window)
+        lock.listen()
+        restore_signals = install_quit_signals(self.quit)
+        try:
+            if not self.ui.tray_available:
+                logger.warning("%s", NO_TRAY_MESSAGE)
+                print(NO_TRAY_MESSAGE, file=sys.stderr)
+            self.ui.show()
+            for warning in (self.store.warning, self._history.warning):
+                if warning:
+                    self.ui.notify(Notice("AVA", warning))
+            key = self.resolve_start_key()
+            if self.launch.demo or key is not None:
+                self._api_key = key
+                self.start_engine(self._engine_factory(self.settings, key, self.launch, self._history))
+            else:
+                self.ui.on_state(NeedsKey())
+                self.show_settings()
+            await self._quit.wait()
+            await self.stop_engine()
+        finally:
+            restore_signals()
+            self.ui.hide()
+            lock.close()
+        logger.info("AVA Tray quit")
+        return 0
+
+
+def install_quit_signals(on_quit: Callable[[], None]) -> Callable[[], None]:
+    """SIGINT/SIGTERM call `on_quit` on the loop; the wakeup socket makes Qt's loop notice at once."""
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    try:
+        previous_fd = signal.set_wakeup_fd(writer.fileno())
+    except ValueError:  # not the main thread (tests): no signal handling
+        reader.close()
+        writer.close()
+        return lambda: None
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read)
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            while reader.recv(64):
+                pass
+
+    notifier.activated.connect(drain)
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %s: quitting", signal.Signals(signum).name)
+        on_quit()
+
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handler)
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+        signal.set_wakeup_fd(previous_fd)
+        notifier.setEnabled(False)
+        reader.close()
+        writer.close()
+
+    return restore
+
+
+def run_tray(args: argparse.Namespace) -> int:
+    """`ava-tray` with no flags: start the tray app, or hand over to the one already running."""
+    import qasync
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("AVA Tray")
+    app.setDesktopFileName("ava-tray")
+    app.setQuitOnLastWindowClosed(False)
+    app.setWindowIcon(app_icon())
+    if hand_over():
+        print(ALREADY_RUNNING, file=sys.stderr)
+        return 0
+    launch = LaunchOptions(demo=bool(getattr(args, "demo", False)),
+                           session_limit=getattr(args, "session_limit", None))
+    tray_app = AvaTrayApp(launch)
+    result: int = qasync.run(tray_app.main())
+    return result

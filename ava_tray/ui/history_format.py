@@ -1,0 +1,92 @@
+"""The reconnect history as table rows, tab-separated text and CSV (Qt-free)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from ava_tray.history import ReconnectRecord, availability, reconnects_since, start_of_today
+from ava_tray.realtime.ending import Cause
+from ava_tray.ui.status import cause_text, format_outage
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ("Time", "Cause", "Close reason", "Delay", "Unavailable for", "Session length")
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 60:
+        return f"{value:.1f} s" if value < 10 and value != int(value) else f"{value:.0f} s"
+    return format_outage(value)
+
+
+def _cause(record: ReconnectRecord) -> str:
+    try:
+        return cause_text(Cause(record.cause))
+    except ValueError:
+        return record.cause.replace("_", " ")
+
+
+def _close(record: ReconnectRecord) -> str:
+    parts = []
+    if record.close_code is not None:
+        parts.append(str(record.close_code))
+    if record.close_reason:
+        parts.append(record.close_reason)
+    elif record.error_code:
+        parts.append(record.error_code)
+    return " ".join(parts) if parts else "—"
+
+
+def row(record: ReconnectRecord) -> list[str]:
+    """One record as the table shows it."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.at))
+    delay = "waits for you" if record.delay_s is None and record.cause == Cause.FATAL.value else _seconds(
+        record.delay_s)
+    return [stamp, _cause(record), _close(record), delay, _seconds(record.unavailable_s),
+            _seconds(record.session_s)]
+
+
+def rows(records: Iterable[ReconnectRecord]) -> list[list[str]]:
+    """Newest first."""
+    return [row(r) for r in sorted(records, key=lambda r: r.at, reverse=True)]
+
+
+def to_tsv(records: Iterable[ReconnectRecord]) -> str:
+    """Tab-separated, with a header line: pastes into a spreadsheet."""
+    lines = ["\t".join(COLUMNS)]
+    lines += ["\t".join(cell.replace("\t", " ") for cell in r) for r in rows(records)]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(records: Iterable[ReconnectRecord]) -> str:
+    """Machine-readable CSV: ISO times and plain seconds, plus the message."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["time", "cause", "message", "close_code", "close_reason", "error_code", "delay_s",
+                     "unavailable_s", "session_s", "attempt"])
+    for r in sorted(records, key=lambda r: r.at):
+        writer.writerow([time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(r.at)), r.cause, r.message,
+                         "" if r.close_code is None else r.close_code, r.close_reason, r.error_code or "",
+                         "" if r.delay_s is None else r.delay_s,
+                         "" if r.unavailable_s is None else r.unavailable_s, r.session_s, r.attempt])
+    return out.getvalue()
+
+
+def export_csv(records: Iterable[ReconnectRecord], path: Path) -> None:
+    """Write the records to `path` as CSV."""
+    path.write_text(csv_text(records), encoding="utf-8", newline="")
+    logger.info("exported the reconnect history to %s", path)
+
+
+def totals(records: list[ReconnectRecord], now: float) -> str:
+    """`Reconnects today: 3 · Availability (last 24 h): 99.7 %` for wall time `now`."""
+    today = reconnects_since(records, start_of_today(now))
+    share = availability(records, now) * 100
+    return f"Reconnects today: {today} · Availability (last 24 h): {share:.1f} %"

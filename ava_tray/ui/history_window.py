@@ -1,0 +1,134 @@
+"""The reconnect history window: a live table of the records, totals, Copy, Export as CSV, Clear."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ava_tray.clock import Clock
+from ava_tray.history import ReconnectHistory
+from ava_tray.ui import history_format
+
+logger = logging.getLogger(__name__)
+
+WINDOW_TITLE = "AVA · Reconnect history"
+
+
+class HistoryWindow(QWidget):
+    """Shows `history` and follows it while open (history.subscribe)."""
+
+    def __init__(self, history: ReconnectHistory, clock: Clock, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.history = history
+        self._clock = clock
+        self._unsubscribe: Callable[[], None] | None = None
+        self.setWindowTitle(WINDOW_TITLE)
+        self.resize(820, 420)
+
+        self.table = QTableWidget(0, len(history_format.COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(list(history_format.COLUMNS))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.totals_label = QLabel(self)
+        self.empty_label = QLabel("No reconnects yet.", self)
+
+        self.copy_button = QPushButton("Copy", self)
+        self.export_button = QPushButton("Export as CSV…", self)
+        self.clear_button = QPushButton("Clear…", self)
+        self.copy_button.clicked.connect(self.copy_to_clipboard)
+        self.export_button.clicked.connect(self._ask_export)
+        self.clear_button.clicked.connect(self.confirm_clear)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.totals_label, 1)
+        for button in (self.copy_button, self.export_button, self.clear_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.empty_label)
+        layout.addLayout(buttons)
+        if history.warning:
+            warning = QLabel(history.warning, self)
+            warning.setWordWrap(True)
+            layout.insertWidget(0, warning)
+        self.refresh()
+
+    # -- live updates ----------------------------------------------------------------------------
+
+    def showEvent(self, event: QShowEvent) -> None:
+        if self._unsubscribe is None:
+            self._unsubscribe = self.history.subscribe(self.refresh)
+        self.refresh()
+        super().showEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.detach()
+        super().closeEvent(event)
+
+    def detach(self) -> None:
+        """Stop following the history (the window is closed)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def refresh(self) -> None:
+        """Rebuild the table and the totals from the records."""
+        records = self.history.records
+        table_rows = history_format.rows(records)
+        self.table.setRowCount(len(table_rows))
+        for index, cells in enumerate(table_rows):
+            for column, text in enumerate(cells):
+                self.table.setItem(index, column, QTableWidgetItem(text))
+        self.totals_label.setText(history_format.totals(records, self._clock.wall()))
+        self.empty_label.setVisible(not records)
+        self.copy_button.setEnabled(bool(records))
+        self.export_button.setEnabled(bool(records))
+        self.clear_button.setEnabled(bool(records))
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def copy_to_clipboard(self) -> None:
+        """Put the table on the clipboard, tab-separated."""
+        QGuiApplication.clipboard().setText(history_format.to_tsv(self.history.records))
+
+    def _ask_export(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Export the reconnect history", "ava-reconnects.csv",
+                                              "CSV files (*.csv)")
+        if name:
+            self.export_to(Path(name))
+
+    def export_to(self, path: Path) -> bool:
+        """Write the records to `path` as CSV; a failure is shown, never raised."""
+        try:
+            history_format.export_csv(self.history.records, path)
+        except OSError as exc:
+            QMessageBox.warning(self, WINDOW_TITLE, f"Could not write {path}: {exc.strerror or exc}.")
+            return False
+        return True
+
+    def confirm_clear(self) -> None:
+        """Ask, then forget every record."""
+        answer = QMessageBox.question(
+            self, WINDOW_TITLE, "Clear the whole reconnect history? This cannot be undone.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes:
+            self.history.clear()

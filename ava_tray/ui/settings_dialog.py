@@ -1,0 +1,297 @@
+"""The Settings dialog: API key (OS keyring only), Test connection, model, voice, instructions, endpoint,
+audio devices and reconnect delays."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import replace
+
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ava_tray import keystore
+from ava_tray.settings import VOICES, Settings
+from ava_tray.ui.connection_check import ConnectionCheck, check_connection
+
+logger = logging.getLogger(__name__)
+
+WINDOW_TITLE = "AVA · Settings"
+SYSTEM_DEFAULT = "System default"
+MODELS = ("gpt-realtime", "gpt-realtime-mini")
+
+DeviceLister = Callable[[], tuple[list[str], list[str]]]
+
+
+def _default_devices() -> tuple[list[str], list[str]]:
+    try:
+        from ava_tray.audio.devices import list_devices
+    except Exception as exc:  # PortAudio missing: the pickers offer only the system default
+        logger.warning("cannot list audio devices: %s", exc)
+        return [], []
+    return list_devices()
+
+
+class SettingsDialog(QDialog):
+    """Edits `Settings`; `on_save(settings)` is called after the key (if any) went to the keyring."""
+
+    def __init__(self, settings: Settings, *, on_save: Callable[[Settings], None],
+                 on_demo: Callable[[], None] | None = None, warning: str | None = None,
+                 first_run: bool = False, list_devices: DeviceLister | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self._on_save = on_save
+        self._on_demo = on_demo
+        self._check_task: asyncio.Future[ConnectionCheck] | None = None
+        self.setWindowTitle(WINDOW_TITLE)
+        self.setMinimumWidth(560)
+        layout = QVBoxLayout(self)
+
+        self.warning_label = QLabel(warning or "", self)
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet("color: #b35c00;")
+        self.warning_label.setVisible(bool(warning))
+        layout.addWidget(self.warning_label)
+        if first_run:
+            welcome = QLabel("Welcome to AVA. Paste your OpenAI API key to start, or try the demo first: it "
+                             "runs AVA on a built-in simulator, no key needed.", self)
+            welcome.setWordWrap(True)
+            layout.addWidget(welcome)
+
+        # -- the key ---------------------------------------------------------------------------------
+        key_box = QGroupBox("OpenAI API key", self)
+        key_layout = QVBoxLayout(key_box)
+        self.key_location = QLabel(key_box)
+        self.key_location.setWordWrap(True)
+        self.key_edit = QLineEdit(key_box)
+        self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key_edit.setPlaceholderText("sk-…")
+        self.replace_key_button = QPushButton("Replace…", key_box)
+        self.remove_key_button = QPushButton("Remove", key_box)
+        self.test_button = QPushButton("Test connection", key_box)
+        self.test_result = QLabel(key_box)
+        self.test_result.setWordWrap(True)
+        self.replace_key_button.clicked.connect(self._start_replacing)
+        self.remove_key_button.clicked.connect(self.remove_key)
+        self.test_button.clicked.connect(self.start_connection_test)
+        key_buttons = QHBoxLayout()
+        key_buttons.addWidget(self.replace_key_button)
+        key_buttons.addWidget(self.remove_key_button)
+        key_buttons.addStretch(1)
+        key_buttons.addWidget(self.test_button)
+        key_layout.addWidget(self.key_location)
+        key_layout.addWidget(self.key_edit)
+        key_layout.addLayout(key_buttons)
+        key_layout.addWidget(self.test_result)
+        layout.addWidget(key_box)
+
+        # -- the session -----------------------------------------------------------------------------
+        form = QFormLayout()
+        self.model_box = QComboBox(self)
+        self.model_box.setEditable(True)
+        self.model_box.addItems(list(MODELS))
+        self.model_box.setCurrentText(settings.model)
+        self.voice_box = QComboBox(self)
+        self.voice_box.addItems(list(VOICES))
+        self.voice_box.setCurrentText(settings.voice if settings.voice in VOICES else VOICES[0])
+        self.instructions_edit = QPlainTextEdit(settings.instructions, self)
+        self.instructions_edit.setFixedHeight(90)
+        self.url_edit = QLineEdit(settings.realtime_url, self)
+        inputs, outputs = (list_devices or _default_devices)()
+        self.input_box = self._device_box(inputs, settings.input_device)
+        self.output_box = self._device_box(outputs, settings.output_device)
+        self.delay_expired = self._delay_box(settings.delay_session_expired)
+        self.delay_lost = self._delay_box(settings.delay_connection_lost)
+        self.delay_other = self._delay_box(settings.delay_other)
+        form.addRow("Model:", self.model_box)
+        form.addRow("Voice:", self.voice_box)
+        form.addRow("Instructions:", self.instructions_edit)
+        form.addRow("Endpoint URL:", self.url_edit)
+        form.addRow("Microphone:", self.input_box)
+        form.addRow("Speaker:", self.output_box)
+        form.addRow("Reconnect after expiry:", self.delay_expired)
+        form.addRow("Reconnect after a drop:", self.delay_lost)
+        form.addRow("Reconnect after other errors:", self.delay_other)
+        layout.addLayout(form)
+
+        self.error_label = QLabel(self)
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #c62828;")
+        self.error_label.setVisible(False)
+        layout.addWidget(self.error_label)
+
+        buttons = QHBoxLayout()
+        self.demo_button = QPushButton("Try the demo", self)
+        self.demo_button.setVisible(first_run and on_demo is not None)
+        self.demo_button.clicked.connect(self._try_demo)
+        self.save_button = QPushButton("Save", self)
+        self.save_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.save_button.clicked.connect(self.save)
+        self.cancel_button.clicked.connect(self.reject)
+        buttons.addWidget(self.demo_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.save_button)
+        layout.addLayout(buttons)
+        self.refresh_key_location()
+
+    def _device_box(self, names: list[str], current: str) -> QComboBox:
+        box = QComboBox(self)
+        box.addItem(SYSTEM_DEFAULT, "")
+        for name in names:
+            box.addItem(name, name)
+        if current and current not in names:
+            box.addItem(f"{current} (not found)", current)
+        index = box.findData(current)
+        box.setCurrentIndex(max(0, index))
+        return box
+
+    def _delay_box(self, value: float) -> QDoubleSpinBox:
+        box = QDoubleSpinBox(self)
+        box.setRange(0.0, 300.0)
+        box.setDecimals(1)
+        box.setSuffix(" s")
+        box.setValue(value)
+        return box
+
+    # -- the key -----------------------------------------------------------------------------------
+
+    def refresh_key_location(self) -> None:
+        """Say where the key is (never the key itself); a keyring problem is shown as its sentence."""
+        self.has_stored_key = False
+        try:
+            self.has_stored_key = keystore.stored_key() is not None
+        except keystore.KeyStoreError as exc:
+            self.key_location.setText(str(exc))
+            self.remove_key_button.setEnabled(False)
+            self.replace_key_button.setEnabled(False)
+            self.key_edit.setVisible(True)
+            return
+        if self.has_stored_key:
+            text = f"A key is stored in {keystore.describe_location()}."
+        else:
+            text = "No key is stored yet: paste it here, it is kept in the OS keyring only."
+        if os.environ.get("OPENAI_API_KEY", "").strip():
+            text += " Note: OPENAI_API_KEY is set in the environment and is used instead."
+        self.key_location.setText(text)
+        self.remove_key_button.setEnabled(self.has_stored_key)
+        self.replace_key_button.setEnabled(self.has_stored_key)
+        self.key_edit.setVisible(not self.has_stored_key or bool(self.key_edit.text()))
+
+    def _start_replacing(self) -> None:
+        self.key_edit.setVisible(True)
+        self.key_edit.setPlaceholderText("Paste the new key; it replaces the stored one on Save")
+        self.key_edit.setFocus()
+
+    def remove_key(self) -> None:
+        """Remove the stored key from the keyring."""
+        try:
+            keystore.forget_key()
+        except keystore.KeyStoreError as exc:
+            self.show_error(str(exc))
+            return
+        self.refresh_key_location()
+
+    def _key_for_test(self) -> str | None:
+        entered = self.key_edit.text().strip()
+        if entered:
+            return entered
+        return keystore.resolve_key()
+
+    # -- test connection ---------------------------------------------------------------------------
+
+    def start_connection_test(self) -> None:
+        """Run one handshake with the entered (or stored) key on the loop; the result shows below."""
+        if self._check_task is not None and not self._check_task.done():
+            return
+        try:
+            key = self._key_for_test()
+        except keystore.KeyStoreError as exc:
+            self.test_result.setText(str(exc))
+            return
+        self.test_button.setEnabled(False)
+        self.test_result.setText("Testing…")
+        self._check_task = asyncio.ensure_future(check_connection(self.url_edit.text().strip(), key))
+        self._check_task.add_done_callback(self._connection_tested)
+
+    def _connection_tested(self, task: asyncio.Future[ConnectionCheck]) -> None:
+        self.test_button.setEnabled(True)
+        if task.cancelled():
+            return
+        error = task.exception()
+        result = task.result() if error is None else ConnectionCheck(False, f"The test failed: {error}")
+        self.test_result.setText(("✔ " if result.ok else "✘ ") + result.message)
+
+    # -- saving ------------------------------------------------------------------------------------
+
+    def edited_settings(self) -> Settings:
+        """The settings as the form now shows them."""
+        return replace(
+            self.settings,
+            model=self.model_box.currentText().strip() or self.settings.model,
+            voice=self.voice_box.currentText(),
+            instructions=self.instructions_edit.toPlainText(),
+            realtime_url=self.url_edit.text().strip(),
+            input_device=str(self.input_box.currentData() or ""),
+            output_device=str(self.output_box.currentData() or ""),
+            delay_session_expired=self.delay_expired.value(),
+            delay_connection_lost=self.delay_lost.value(),
+            delay_other=self.delay_other.value(),
+        )
+
+    def show_error(self, text: str) -> None:
+        self.error_label.setText(text)
+        self.error_label.setVisible(bool(text))
+
+    def save(self) -> bool:
+        """Validate, store a new key in the keyring, hand the settings over; False (and a message) if not."""
+        settings = self.edited_settings()
+        problems = settings.problems()
+        if problems:
+            self.show_error(" ".join(problems))
+            return False
+        key = self.key_edit.text().strip()
+        if key:
+            try:
+                keystore.save_key(key)
+            except keystore.KeyStoreError as exc:
+                self.show_error(str(exc))
+                return False
+            self.key_edit.clear()
+        try:
+            self._on_save(settings)
+        except (OSError, ValueError) as exc:
+            self.show_error(str(exc))
+            return False
+        self.settings = settings
+        self.show_error("")
+        self.refresh_key_location()
+        self.accept()
+        return True
+
+    def _try_demo(self) -> None:
+        if self._on_demo is not None:
+            self._on_demo()
+        self.accept()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._check_task is not None:
+            self._check_task.cancel()
+        super().closeEvent(event)

@@ -1,0 +1,190 @@
+"""The whole tray status as one pure function: supervisor state (+ session age, mute) → icon, texts, menu.
+
+Qt-free, so every state's rendering is unit-tested without a display. The tray, the menu and the
+status window only apply what `describe` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from ava_tray.realtime.ending import Cause
+from ava_tray.supervisor import (
+    Connected,
+    Connecting,
+    Error,
+    Reconnecting,
+    Stopped,
+    SupervisorState,
+    WaitingForNetwork,
+)
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "AVA"
+SEP = " · "
+
+
+@dataclass(frozen=True)
+class NeedsKey:
+    """UI-only state: no API key yet, so no session runs until one is saved (or the demo is chosen)."""
+
+
+UiState = SupervisorState | NeedsKey
+
+ICON_NAMES = ("connecting", "connected", "speaking", "reconnecting", "offline", "error", "stopped", "muted")
+
+
+@dataclass(frozen=True)
+class TrayStatus:
+    """Everything the tray shows for one state at one moment."""
+
+    icon_name: str
+    tooltip: str
+    status_line: str
+    """The disabled first menu item and the status window's headline."""
+    detail: str
+    """A longer sentence for the status window (the full error, what to do)."""
+    can_restart: bool
+    can_mute: bool
+    next_change_in: float | None
+    """Seconds until the texts change by themselves (countdown, session age); None: they do not."""
+
+
+def cause_text(cause: Cause) -> str:
+    """A few words for a cause, as the tooltip and the history table show it."""
+    return {
+        Cause.SESSION_EXPIRED: "session expired",
+        Cause.CONNECTION_LOST: "connection lost",
+        Cause.ROLLOVER: "rolled over",
+        Cause.FATAL: "error",
+        Cause.OTHER: "unexpected error",
+        Cause.USER_RESTART: "restarted by you",
+        Cause.STOPPED: "stopped",
+    }.get(cause, str(cause.value).replace("_", " "))
+
+
+def short_reason(message: str) -> str:
+    """The first sentence of an error message, lower-cased at the start, without the final full stop."""
+    first = message.strip().split(". ", 1)[0].rstrip(".")
+    if len(first) > 1 and first[0].isupper() and not first[1].isupper():
+        first = first[0].lower() + first[1:]
+    return first
+
+
+def format_age(seconds: float) -> str:
+    """A session's age in whole minutes: `<1 min`, `12 min`, `1 h 05 min`."""
+    minutes = int(max(0.0, seconds) // 60)
+    if minutes < 1:
+        return "<1 min"
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def countdown(deadline: float, now: float) -> int:
+    """Whole seconds left before the deadline, rounded up (3, 2, 1, then 0)."""
+    return max(0, math.ceil(deadline - now - 1e-9))
+
+
+def _until_next_second(deadline: float, now: float) -> float | None:
+    left = deadline - now
+    if left <= 0:
+        return None
+    step = left - math.floor(left)
+    return step if step > 1e-6 else 1.0
+
+
+def describe(state: UiState, now: float, *, muted: bool = False) -> TrayStatus:
+    """Map the whole state at monotonic time `now` to what the tray shows."""
+    if isinstance(state, NeedsKey):
+        return TrayStatus("stopped", f"{PREFIX}{SEP}Needs an API key", "Needs an API key",
+                          "No API key is set. Open Settings to add one, or try the demo.",
+                          can_restart=False, can_mute=False, next_change_in=None)
+    if isinstance(state, Stopped):
+        return TrayStatus("stopped", f"{PREFIX}{SEP}Stopped", "Stopped", "AVA is not running.",
+                          can_restart=False, can_mute=False, next_change_in=None)
+    mute_note = ["microphone muted"] if muted else []
+    if isinstance(state, Connecting):
+        what = "Connecting…" if state.attempt <= 1 else f"Connecting… (attempt #{state.attempt})"
+        return TrayStatus("connecting", SEP.join([PREFIX, what, *mute_note]), what,
+                          "Opening a session with the Realtime API.",
+                          can_restart=True, can_mute=True, next_change_in=None)
+    if isinstance(state, Connected):
+        age = now - state.since
+        what = "Speaking" if state.speaking else "Connected"
+        parts = [PREFIX, what, *mute_note, f"session {format_age(age)}"]
+        icon = "muted" if muted else ("speaking" if state.speaking else "connected")
+        detail = "AVA is speaking." if state.speaking else (
+            "Your microphone is muted: AVA hears silence." if muted else "AVA is listening.")
+        to_next_minute = 60.0 - (max(0.0, age) % 60.0)
+        return TrayStatus(icon, SEP.join(parts), SEP.join(parts[1:]), detail,
+                          can_restart=True, can_mute=True, next_change_in=to_next_minute)
+    if isinstance(state, Reconnecting):
+        left = countdown(state.deadline, now)
+        what = (f"Reconnecting in {left} s" if left > 0 else "Reconnecting now") + f" (attempt #{state.attempt})"
+        parts = [PREFIX, what, cause_text(state.cause)]
+        return TrayStatus("reconnecting", SEP.join(parts), SEP.join(parts[1:]), state.ending.message,
+                          can_restart=True, can_mute=True,
+                          next_change_in=_until_next_second(state.deadline, now))
+    if isinstance(state, WaitingForNetwork):
+        parts = [PREFIX, "Waiting for the network", cause_text(state.cause)]
+        return TrayStatus("offline", SEP.join(parts), SEP.join(parts[1:]),
+                          "The network is down: AVA reconnects as soon as it is back.",
+                          can_restart=True, can_mute=True, next_change_in=None)
+    if isinstance(state, Error):
+        what = f"Error: {short_reason(state.reason)}"
+        return TrayStatus("error", f"{PREFIX}{SEP}{what}", what, state.reason,
+                          can_restart=True, can_mute=True, next_change_in=None)
+    raise TypeError(f"unknown state {state!r}")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A desktop notification to show."""
+
+    title: str
+    message: str
+    critical: bool = False
+
+
+class NotificationPolicy:
+    """Decides which state changes deserve a notification: entering Error, and a recovery after a long outage.
+
+    Routine restarts (a session expiring, a short drop) stay quiet.
+    """
+
+    def __init__(self, outage_threshold: float = 60.0) -> None:
+        self.outage_threshold = outage_threshold
+        self._previous: UiState | None = None
+        self._down_since: float | None = None
+
+    def on_state(self, state: UiState, now: float) -> Notice | None:
+        """Feed every state change (with monotonic `now`); returns the notification to show, if any."""
+        previous, self._previous = self._previous, state
+        if isinstance(state, Error):
+            if self._down_since is None:
+                self._down_since = now
+            if isinstance(previous, Error):
+                return None
+            return Notice("AVA stopped reconnecting", f"{state.reason} Then choose Restart now.", critical=True)
+        if isinstance(state, Connected):
+            down_since, self._down_since = self._down_since, None
+            if isinstance(previous, Connected) or down_since is None:
+                return None
+            outage = now - down_since
+            if outage > self.outage_threshold:
+                return Notice("AVA is back", f"Connected again after {format_outage(outage)} unavailable.")
+            return None
+        if isinstance(state, (Reconnecting, WaitingForNetwork, Connecting)) and isinstance(previous, Connected):
+            self._down_since = now
+        return None
+
+
+def format_outage(seconds: float) -> str:
+    """`45 s`, `3 min`, `1 h 20 min`."""
+    if seconds < 60:
+        return f"{round(seconds)} s"
+    return format_age(seconds)

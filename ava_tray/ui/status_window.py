@@ -1,0 +1,118 @@
+"""The small status window a click on the tray icon opens: state, session age, reconnects, last cause."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ava_tray.history import ReconnectRecord, last_cause, reconnects_since, start_of_today
+from ava_tray.supervisor import Connected
+from ava_tray.ui.status import TrayStatus, UiState, format_age
+
+logger = logging.getLogger(__name__)
+
+WINDOW_TITLE = "AVA · Status"
+NO_TRAY_NOTE = ("No system tray was found on this desktop, so AVA shows this window instead. "
+                "Closing it quits AVA.")
+
+
+class StatusWindow(QWidget):
+    """Renders a `TrayStatus` plus a few facts from the history; its buttons call the given actions."""
+
+    def __init__(self, *, restart: Callable[[], None], settings: Callable[[], None],
+                 history: Callable[[], None], set_muted: Callable[[bool], None], quit_app: Callable[[], None],
+                 standalone: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.standalone = standalone
+        self._quit_app = quit_app
+        self.setWindowTitle(WINDOW_TITLE)
+        self.setMinimumWidth(380)
+
+        self.headline = QLabel(self)
+        font = self.headline.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.headline.setFont(font)
+        self.headline.setWordWrap(True)
+        self.detail = QLabel(self)
+        self.detail.setWordWrap(True)
+        self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.session_age = QLabel(self)
+        self.reconnects_today = QLabel(self)
+        self.last_cause = QLabel(self)
+        self.last_cause.setWordWrap(True)
+
+        facts = QFormLayout()
+        facts.addRow("Session:", self.session_age)
+        facts.addRow("Reconnects today:", self.reconnects_today)
+        facts.addRow("Last cause:", self.last_cause)
+
+        self.restart_button = QPushButton("Restart now", self)
+        self.settings_button = QPushButton("Settings…", self)
+        self.history_button = QPushButton("History…", self)
+        self.restart_button.clicked.connect(restart)
+        self.settings_button.clicked.connect(settings)
+        self.history_button.clicked.connect(history)
+        buttons = QHBoxLayout()
+        for button in (self.restart_button, self.settings_button, self.history_button):
+            buttons.addWidget(button)
+
+        layout = QVBoxLayout(self)
+        if standalone:
+            note = QLabel(NO_TRAY_NOTE, self)
+            note.setWordWrap(True)
+            layout.addWidget(note)
+        layout.addWidget(self.headline)
+        layout.addWidget(self.detail)
+        layout.addLayout(facts)
+        layout.addLayout(buttons)
+
+        # Without a tray these are the only way to reach the menu's other actions.
+        self.mute_box = QCheckBox("Mute microphone", self)
+        self.mute_box.toggled.connect(set_muted)
+        self.quit_button = QPushButton("Quit", self)
+        self.quit_button.clicked.connect(quit_app)
+        extra = QHBoxLayout()
+        extra.addWidget(self.mute_box, 1)
+        extra.addWidget(self.quit_button)
+        layout.addLayout(extra)
+        self.mute_box.setVisible(standalone)
+        self.quit_button.setVisible(standalone)
+
+    def show_status(self, status: TrayStatus, state: UiState, now: float, wall: float,
+               records: list[ReconnectRecord], muted: bool) -> None:
+        """Show `status` (from `describe`) and the history facts."""
+        self.headline.setText(status.status_line)
+        self.detail.setText(status.detail)
+        self.session_age.setText(format_age(now - state.since) if isinstance(state, Connected) else "—")
+        self.reconnects_today.setText(str(reconnects_since(records, start_of_today(wall))))
+        last = last_cause(records)
+        if last is None:
+            self.last_cause.setText("—")
+        else:
+            stamp = time.strftime("%H:%M", time.localtime(last.at))
+            self.last_cause.setText(f"{last.message} ({stamp})")
+        self.restart_button.setEnabled(status.can_restart)
+        self.mute_box.setEnabled(status.can_mute)
+        if self.mute_box.isChecked() != muted:
+            self.mute_box.blockSignals(True)
+            self.mute_box.setChecked(muted)
+            self.mute_box.blockSignals(False)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        super().closeEvent(event)
+        if self.standalone:
+            self._quit_app()

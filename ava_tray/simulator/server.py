@@ -1,0 +1,320 @@
+"""A loopback Realtime server speaking the GA subset AVA uses, with faults on demand (demo mode and tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import ipaddress
+import itertools
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from ava_tray.redact import RedactingFilter, register_secret
+from ava_tray.simulator.connection import SimulatedConnection, SimulatedSession
+from ava_tray.simulator.faults import Fault
+
+logger = logging.getLogger(__name__)
+
+_websockets_logger = logging.getLogger(f"{__name__}.websockets")
+_websockets_logger.addFilter(RedactingFilter())
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+CLOSE_TIMEOUT = 2.0
+WAIT_RECHECK_SECONDS = 0.1
+"""`wait_for` wakes on every simulator change; this re-check covers predicates over outside state."""
+
+
+def _loopback_host(host: str) -> str:
+    """The host to bind, or ValueError if it is not a loopback address."""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return host
+    except ValueError:
+        pass
+    raise ValueError(f"The simulator listens on loopback only (127.0.0.1 or ::1), not {host!r}.")
+
+
+class RealtimeSimulator:
+    """A local stand-in for the OpenAI Realtime API (GA events) on a loopback port.
+
+    Sessions end at `session_limit` seconds like OpenAI's do; `inject` stages failures; `sessions` records
+    what every connection did. `reply_speed` (default 2.0) is how much faster than real time replies stream.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, session_limit: float = 3600.0,
+                 api_key: str | None = None, expiry_error_first: bool = False,
+                 reply_seconds: float | None = None, speech_threshold: float = 500.0,
+                 silence_ms: int = 500) -> None:
+        if session_limit <= 0:
+            raise ValueError("session_limit must be positive")
+        if reply_seconds is not None and reply_seconds <= 0:
+            raise ValueError("reply_seconds must be positive")
+        self.host = host
+        self.session_limit = float(session_limit)
+        self.api_key = api_key
+        self.expiry_error_first = expiry_error_first
+        self.reply_seconds = reply_seconds
+        self.speech_threshold = speech_threshold
+        self.silence_ms = silence_ms
+        self.reply_speed = 2.0
+        self.sessions: list[SimulatedSession] = []
+        self.max_concurrent = 0
+        self.refused_handshakes = 0
+        self._port = port
+        self._bind_host: str | None = None
+        self._listener: Server | None = None
+        self._servers: list[Server] = []
+        self._connections: list[SimulatedConnection] = []
+        self._handshake_faults: deque[Fault] = deque()
+        self._session_faults: list[list[Any]] = []  # [fault, remaining count]
+        self._function_calls: deque[tuple[str, dict[str, Any]]] = deque()
+        self._ids = itertools.count(1)
+        self._change = asyncio.Event()
+        self._stopped = False
+        if api_key:
+            register_secret(api_key)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind and listen; ValueError for a host that is not loopback."""
+        if self._bind_host is not None:
+            raise RuntimeError("the simulator is already started")
+        self._bind_host = _loopback_host(self.host)
+        await self._listen()
+        logger.info("Realtime simulator listening on %s", self.url)
+
+    async def stop(self) -> None:
+        """Close every session (1001 "server shutting down") and the server; safe to call twice."""
+        if self._stopped or self._bind_host is None:
+            self._stopped = True
+            return
+        self._stopped = True
+        connections = list(self._connections)
+        for connection in connections:
+            connection.shut_down()
+        if connections:
+            await asyncio.gather(*(connection.done.wait() for connection in connections))
+        for server in self._servers:
+            server.close()
+        for server in self._servers:
+            await server.wait_closed()
+        self._listener = None
+        self._changed()
+        logger.info("Realtime simulator stopped")
+
+    async def __aenter__(self) -> RealtimeSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+
+    async def close_port(self) -> None:
+        """Stop listening (connections are refused); existing sessions carry on."""
+        if self._listener is not None:
+            self._listener.server.close()
+            self._listener = None
+            logger.info("Realtime simulator stopped listening on port %d", self._port)
+
+    async def open_port(self) -> None:
+        """Listen again on the same port after `close_port`."""
+        if self._bind_host is None or self._stopped:
+            raise RuntimeError("the simulator is not running")
+        if self._listener is None:
+            await self._listen()
+            logger.info("Realtime simulator listening again on port %d", self._port)
+
+    async def _listen(self) -> None:
+        assert self._bind_host is not None
+        server = await serve(
+            self._handle, self._bind_host, self._port,
+            process_request=self._process_request,
+            server_header="ava-tray-simulator",
+            compression=None,
+            ping_interval=None,
+            close_timeout=CLOSE_TIMEOUT,
+            max_size=MAX_MESSAGE_BYTES,
+            logger=_websockets_logger,
+        )
+        self._listener = server
+        self._servers.append(server)
+        self._port = server.sockets[0].getsockname()[1]
+
+    # -- addresses and state ------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        host = self._bind_host or _loopback_host(self.host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"ws://{host}:{self._port}/v1/realtime?model=gpt-realtime"
+
+    @property
+    def open_sessions(self) -> list[SimulatedSession]:
+        return [session for session in self.sessions if session.open]
+
+    def describe(self) -> str:
+        """One line per session, for failure messages."""
+        if not self.sessions:
+            return "no sessions"
+        return "; ".join(
+            f"{s.id} {'open' if s.open else f'closed {s.close_code}'} audio_in={s.received_audio_ms:.0f}ms "
+            f"speech_started={s.speech_started} replies={s.replies_sent} cancelled={s.replies_cancelled}"
+            for s in self.sessions)
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> None:  # noqa: ASYNC109 (public API)
+        """Return once `predicate()` is true; TimeoutError (saying what was awaited) after `timeout` seconds.
+
+        A predicate that raises LookupError (say, `sessions[0]` before any session) counts as false.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            change = self._change
+            with contextlib.suppress(LookupError):
+                if predicate():
+                    return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"wait_for timed out after {timeout:g} s waiting for "
+                                   f"{_describe_predicate(predicate)}; {self.describe()}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(change.wait(), min(remaining, WAIT_RECHECK_SECONDS))
+
+    def _changed(self) -> None:
+        """Wake every `wait_for`."""
+        self._change.set()
+        self._change = asyncio.Event()
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}_sim{next(self._ids):06d}"
+
+    # -- faults and function calls --------------------------------------------------------------
+
+    def inject(self, fault: Fault, count: int = 1) -> None:
+        """Stage `fault`.
+
+        HTTP faults refuse the next `count` handshakes. Session-ending faults hit every open session at once,
+        and the rest of `count` (or all of it, if none was open) the following sessions, one each, right
+        after their `session.created`. MALFORMED_JSON and UNKNOWN_EVENT send `count` frames to every open
+        session, or else to the next session.
+        """
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        fault = Fault(fault)
+        if fault.at_handshake:
+            self._handshake_faults.extend([fault] * count)
+            return
+        ready = [connection for connection in self._connections if connection.ready]
+        for connection in ready:
+            connection.apply_fault(fault, count)
+        remaining = count - 1 if ready and fault.ends_session else 0 if ready else count
+        if remaining:
+            self._session_faults.append([fault, remaining])
+        self._changed()
+
+    def _session_ready(self, connection: SimulatedConnection) -> None:
+        """A session sent `session.created`: apply the faults staged for it."""
+        self._changed()
+        ended = False
+        for entry in list(self._session_faults):
+            fault, remaining = entry
+            if fault.ends_session:
+                if ended:
+                    continue
+                ended = True
+                connection.apply_fault(fault)
+                entry[1] = remaining - 1
+            else:
+                connection.apply_fault(fault, remaining)
+                entry[1] = 0
+            if entry[1] <= 0:
+                self._session_faults.remove(entry)
+
+    def request_function_call(self, name: str, arguments: dict[str, Any]) -> None:
+        """Make the next reply a call of `name(**arguments)`; sent at once if a session is open and idle."""
+        json.dumps(arguments)  # fail here, not in the session, if it cannot be sent
+        self._function_calls.append((name, dict(arguments)))
+        for connection in reversed(self._connections):
+            if connection.idle:
+                call = self._function_calls.popleft()
+                if not connection.start_function_call(*call):
+                    self._function_calls.appendleft(call)
+                break
+
+    def _take_function_call(self) -> tuple[str, dict[str, Any]] | None:
+        return self._function_calls.popleft() if self._function_calls else None
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuse handshakes for staged HTTP faults and for paths that are not the Realtime endpoint."""
+        if self._handshake_faults:
+            fault = self._handshake_faults.popleft()
+            self.refused_handshakes += 1
+            self._changed()
+            logger.info("refusing a handshake (%s)", fault.value)
+            if fault is Fault.HTTP_401:
+                return _json_response(connection, 401, "invalid_request_error", "invalid_api_key",
+                                      "Incorrect API key provided (simulated).")
+            return _json_response(connection, 500, "server_error", None,
+                                  "The server had an error while processing your request (simulated).")
+        if not urlsplit(request.path).path.rstrip("/").endswith("/realtime"):
+            return _json_response(connection, 404, "invalid_request_error", "not_found",
+                                  f"No Realtime endpoint at {urlsplit(request.path).path!r}; use /v1/realtime.")
+        return None
+
+    async def _handle(self, websocket: ServerConnection) -> None:
+        headers = websocket.request.headers if websocket.request is not None else Headers()
+        session = SimulatedSession(
+            id=self._new_id("sess"),
+            opened_at=time.monotonic(),
+            expires_at=int(time.time() + self.session_limit),
+            authorization=headers.get("Authorization"),
+        )
+        connection = SimulatedConnection(self, websocket, session)
+        self.sessions.append(session)
+        self._connections.append(connection)
+        self.max_concurrent = max(self.max_concurrent, len(self.open_sessions))
+        logger.info("simulated session %s opened", session.id)
+        self._changed()
+        try:
+            await connection.run()
+        finally:
+            self._connections.remove(connection)
+            self._changed()
+
+
+def _json_response(connection: ServerConnection, status: int, type_: str, code: str | None,
+                   message: str) -> Response:
+    body = json.dumps({"error": {"message": message, "type": type_, "code": code, "param": None}})
+    response = connection.respond(status, body + "\n")
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+def _describe_predicate(predicate: Callable[[], Any]) -> str:
+    try:
+        return inspect.getsource(predicate).strip()
+    except (OSError, TypeError):
+        return repr(predicate)

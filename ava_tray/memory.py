@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS facts (
     text TEXT NOT NULL,
     learned_at REAL NOT NULL
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS facts_fts USING fts5(text, content='facts', content_rowid='id');
+CREATE VIRTUAL TABLE IF NOT EXISTS facts_fts USING fts5(
+    text, content='facts', content_rowid='id', tokenize='porter unicode61');
 CREATE TRIGGER IF NOT EXISTS facts_ai AFTER INSERT ON facts BEGIN
     INSERT INTO facts_fts(rowid, text) VALUES (new.id, new.text);
 END;

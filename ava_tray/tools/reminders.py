@@ -172,7 +172,7 @@ class ReminderScheduler:
         late = self._clock.wall() - reminder.due_at
         text = f"Reminder due: {reminder.text}"
         if late > LATE_AFTER:
-            text += f" (it was due at {_local(reminder.due_at)}, while AVA was not running)"
+            text += f" (it was due at {_local(reminder.due_at)})"
         logger.info("reminder %d fired", reminder.id)
         try:
             self.notifier.notify("AVA reminder", text)

@@ -85,8 +85,8 @@ class SimulatedSession:
         return self.closed_at is None
 
 
-class _Silent(Exception):
-    """Internal: the connection went half-open; stop sending."""
+class _Stopped(Exception):
+    """Internal: the session sends nothing more (it is ending, or it went half-open)."""
 
 
 @dataclass
@@ -177,12 +177,14 @@ class SimulatedConnection:
                 self._sim._session_ready(self)
                 self._spawn(self._expire_at_limit())
                 await self._read_loop()
-        except (ConnectionClosed, _Silent):
+        except (ConnectionClosed, _Stopped):
             pass
         except Exception:
             logger.exception("simulated session %s failed", self.session.id)
             self._end(1011, "internal error")
         finally:
+            if self._silent:
+                await self._ws.wait_closed()  # until the peer leaves or the simulator stops
             await self._finish()
 
     def shut_down(self, code: int = 1001, reason: str = "server shutting down") -> None:
@@ -198,9 +200,6 @@ class SimulatedConnection:
         await asyncio.gather(*pending, return_exceptions=True)
         if self._close_task is not None:
             await asyncio.gather(self._close_task, return_exceptions=True)
-        if self._ws.state.name != "CLOSED" and self._close_task is None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._ws.close(1000), 2.0)
         if self.session.close_code is None:
             self.session.close_code = self._ws.close_code if self._ws.close_code is not None else 1006
             self.session.close_reason = self._ws.close_reason or ""
@@ -230,7 +229,7 @@ class SimulatedConnection:
         self._sim._changed()
 
     async def _close(self, code: int, reason: str, error: Event | None) -> None:
-        with contextlib.suppress(ConnectionClosed, _Silent):
+        with contextlib.suppress(ConnectionClosed, _Stopped):
             if error is not None:
                 await self._send(error, force=True)
             await self._ws.close(code, reason)
@@ -260,7 +259,6 @@ class SimulatedConnection:
         return True
 
     def _apply_beta_refusal(self) -> None:
-        self.session.errors_sent.append("beta_api_shape_disabled")
         self._end(4000, "invalid_request_error.beta_api_shape_disabled", error_event(
             "beta_api_shape_disabled",
             "The Realtime beta API shape is disabled: use the GA interface without the OpenAI-Beta header."))
@@ -287,7 +285,6 @@ class SimulatedConnection:
         elif fault is Fault.EXPIRE_NOW:
             self._expire()
         elif fault is Fault.ERROR_QUOTA:
-            self.session.errors_sent.append("insufficient_quota")
             self._end(1000, "insufficient_quota", error_event(
                 "insufficient_quota", "You exceeded your current quota, please check your plan and billing details.",
                 type_="insufficient_quota"))
@@ -303,7 +300,7 @@ class SimulatedConnection:
 
     @staticmethod
     async def _guard(awaitable: Awaitable[None]) -> None:
-        with contextlib.suppress(ConnectionClosed, _Silent):
+        with contextlib.suppress(ConnectionClosed, _Stopped):
             await awaitable
 
     def _go_silent(self) -> None:
@@ -343,7 +340,6 @@ class SimulatedConnection:
     def _expire(self) -> None:
         error = None
         if self._sim.expiry_error_first:
-            self.session.errors_sent.append("session_expired")
             error = error_event("session_expired", expiry_reason(self._sim.session_limit))
         logger.info("simulated session %s expires", self.session.id)
         self._end(1001, expiry_reason(self._sim.session_limit), error)
@@ -352,15 +348,11 @@ class SimulatedConnection:
 
     async def _send(self, event: Event, *, force: bool = False) -> None:
         """Send one server event with a fresh `event_id`; nothing once silent, or once closing unless forced."""
-        if self._silent:
-            raise _Silent
-        if self._closing and not force:
-            raise ConnectionClosed(None, None)
+        if self._silent or (self._closing and not force):
+            raise _Stopped
         event.setdefault("event_id", self._sim._new_id("event"))
-        if event["type"] == "error":
-            code = event["error"].get("code")
-            if not force and code:
-                self.session.errors_sent.append(str(code))
+        if event["type"] == "error" and event["error"].get("code"):
+            self.session.errors_sent.append(str(event["error"]["code"]))
         await self._ws.send(json.dumps(event, separators=(",", ":")))
 
     async def _error(self, code: str, message: str, *, param: str | None = None,
@@ -386,7 +378,8 @@ class SimulatedConnection:
         }
         async for message in self._ws:
             if self._silent:
-                continue
+                self._ws.transport.pause_reading()  # taking a message may have resumed it
+                break
             try:
                 event = json.loads(message)
             except (ValueError, UnicodeDecodeError):
@@ -395,7 +388,7 @@ class SimulatedConnection:
             if not isinstance(event, dict) or not isinstance(event.get("type"), str):
                 await self._error("invalid_json", "A client event must be a JSON object with a string `type`.")
                 continue
-            self.session.client_events.append(event)
+            self._record(event)
             handler = handlers.get(event["type"])
             if handler is None:
                 await self._error("unknown_event", f"Unknown client event type {event['type']!r}.",
@@ -403,6 +396,12 @@ class SimulatedConnection:
             else:
                 await handler(event)
             self._sim._changed()
+
+    def _record(self, event: Event) -> None:
+        if not self._sim.record_audio and event["type"] == "input_audio_buffer.append":
+            audio = event.get("audio")
+            event = dict(event, audio=f"<{len(audio) if isinstance(audio, str) else 0} base64 chars>")
+        self.session.client_events.append(event)
 
     # -- session ------------------------------------------------------------------------------
 
@@ -455,8 +454,9 @@ class SimulatedConnection:
             await self._error("invalid_value", "session.update needs the GA shape: a `session` object with "
                               "`type: \"realtime\"`.", param="session.type", client_event=event)
             return
-        audio = session.get("audio") if isinstance(session.get("audio"), dict) else {}
-        assert isinstance(audio, dict)
+        audio = session.get("audio")
+        if not isinstance(audio, dict):
+            audio = {}
         for direction in ("input", "output"):
             part = audio.get(direction)
             fmt = part.get("format") if isinstance(part, dict) else None
@@ -659,7 +659,7 @@ class SimulatedConnection:
     async def _run_reply(self, reply: _Reply, body: Callable[[_Reply], Coroutine[Any, Any, None]]) -> None:
         try:
             await body(reply)
-        except (ConnectionClosed, _Silent):
+        except (ConnectionClosed, _Stopped):
             pass
         finally:
             if self._reply is reply:

@@ -52,12 +52,14 @@ class RealtimeSimulator:
 
     Sessions end at `session_limit` seconds like OpenAI's do; `inject` stages failures; `sessions` records
     what every connection did. `reply_speed` (default 2.0) is how much faster than real time replies stream.
+    `record_audio=False` keeps append events in `client_events` without their audio (long demo sessions).
+    Call everything from the event loop's thread.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, session_limit: float = 3600.0,
                  api_key: str | None = None, expiry_error_first: bool = False,
                  reply_seconds: float | None = None, speech_threshold: float = 500.0,
-                 silence_ms: int = 500) -> None:
+                 silence_ms: int = 500, record_audio: bool = True) -> None:
         if session_limit <= 0:
             raise ValueError("session_limit must be positive")
         if reply_seconds is not None and reply_seconds <= 0:
@@ -69,6 +71,7 @@ class RealtimeSimulator:
         self.reply_seconds = reply_seconds
         self.speech_threshold = speech_threshold
         self.silence_ms = silence_ms
+        self.record_audio = record_audio
         self.reply_speed = 2.0
         self.sessions: list[SimulatedSession] = []
         self.max_concurrent = 0

@@ -17,6 +17,8 @@ ONSET_MS = 60
 """Speech must stay above the threshold this long before it counts (a click is not a turn)."""
 IDLE_BUFFER_LIMIT_MS = 60_000
 """Uncommitted audio kept while nobody speaks; older audio is dropped."""
+MAX_TURN_MS = 60_000
+"""A turn longer than this (a noisy microphone, say) is ended anyway, so memory stays bounded."""
 
 
 def pcm_ms(byte_count: int) -> float:
@@ -123,6 +125,8 @@ class TurnDetector:
         if loud:
             self._voiced_end = len(self._buffer)
             self._silence_run_ms = 0
+            if self._voiced_end - self._speech_start >= ms_bytes(MAX_TURN_MS):
+                return self._end_speech()
             return None
         self._silence_run_ms += WINDOW_MS
         if self._silence_run_ms < self.silence_ms:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -535,3 +537,26 @@ async def test_command_line_prints_the_url_and_exits_0_on_sigterm() -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_the_key_never_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with RealtimeSimulator(api_key="sk-never-logged-123456") as sim:
+        for key in ("sk-never-logged-123456", "sk-wrong-but-secret-654321"):
+            async with connect(sim.url, additional_headers={"Authorization": f"Bearer {key}"}) as ws:
+                with contextlib.suppress(ConnectionClosedError):
+                    await Client(ws).recv()
+    # The *client* side of `websockets` logs its request headers at DEBUG; only the server side is ours.
+    server_side = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("websockets.client"))
+    assert "sk-never-logged" not in server_side and "sk-wrong-but-secret" not in server_side
+    assert "simulated session" in server_side
+
+
+async def test_record_audio_false_keeps_appends_without_their_audio() -> None:
+    async with RealtimeSimulator(record_audio=False) as sim:
+        client = await open_client(sim)
+        await client.send_audio(silence(0.1))
+        await sim.wait_for(lambda: sim.sessions[0].received_audio_ms >= 100)
+        stored = sim.sessions[0].client_events
+        assert len(stored) == 5 and all(e["audio"].endswith("base64 chars>") for e in stored)
+        await client.ws.close()

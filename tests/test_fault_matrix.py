@@ -19,11 +19,13 @@ from ava_tray.engine import AvaEngine, LaunchOptions
 from ava_tray.history import ReconnectHistory
 from ava_tray.realtime.connection import Keepalive
 from ava_tray.realtime.ending import Cause
+from ava_tray.session import RolloverPolicy
 from ava_tray.settings import Settings
 from ava_tray.simulator import Fault, RealtimeSimulator
 from ava_tray.supervisor import Connected, Error, Reconnecting, Stopped, SupervisorState
 
 KEY = "sk-test-faults-" + "K3y" * 10
+NO_ROLLOVER = RolloverPolicy(enabled=False)  # these are the seed's fallback paths
 
 
 async def wait_state(engine: AvaEngine, predicate: Callable[[SupervisorState], bool], timeout: float = 10.0) -> None:
@@ -67,7 +69,7 @@ async def rig(voice_io_factory: Callable[[], VoiceIO], tmp_path_factory: pytest.
         settings = replace(Settings(), realtime_url=simulator.url)
         history = ReconnectHistory(tmp_path_factory.mktemp("history") / "history.jsonl")
         engine = AvaEngine(settings, api_key, voice_io_factory=voice_io_factory, history=history,
-                           launch=LaunchOptions(keepalive=keepalive or Keepalive()))
+                           launch=LaunchOptions(keepalive=keepalive or Keepalive(), rollover=NO_ROLLOVER))
         task = asyncio.create_task(engine.run())
         rig = Rig(simulator, engine, task)
         made.append(rig)
@@ -116,7 +118,8 @@ async def test_expiry_with_the_error_first_is_still_expiry(voice_io_factory: Cal
                                                            tmp_path: object) -> None:
     async with RealtimeSimulator(session_limit=1.0, expiry_error_first=True) as simulator:
         engine = AvaEngine(replace(Settings(), realtime_url=simulator.url), None,
-                           voice_io_factory=voice_io_factory, history=ReconnectHistory(None))
+                           voice_io_factory=voice_io_factory, history=ReconnectHistory(None),
+                           launch=LaunchOptions(rollover=NO_ROLLOVER))
         task = asyncio.create_task(engine.run())
         await wait_state(engine, lambda s: isinstance(s, Reconnecting))
         state = engine.supervisor.state

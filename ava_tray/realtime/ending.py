@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -152,9 +153,5 @@ def classify_ending(
 
 def _limit_in(reason: str) -> str | None:
     """`60-minute` from `Your session hit the maximum duration of 60 minutes.` (or `5-second`)."""
-    words = reason.replace(".", " ").split()
-    for index, word in enumerate(words[:-1]):
-        unit = words[index + 1].rstrip("s")
-        if word.isdigit() and unit in ("minute", "second"):
-            return f"{word}-{unit}"
-    return None
+    match = re.search(r"(\d+(?:\.\d+)?) (minute|second)s?\b", reason)
+    return f"{match.group(1)}-{match.group(2)}" if match else None

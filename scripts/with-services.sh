@@ -108,19 +108,17 @@ fi
 if [[ -z ${AVA_NO_X:-} ]]; then
     skip_var=AVA_NO_X
     need Xvfb trayer xdotool
-    x_pid=
-    for ((n = 99; n < 199; n++)); do
-        [[ -e /tmp/.X11-unix/X$n || -e /tmp/.X$n-lock ]] && continue
-        Xvfb ":$n" -screen 0 1024x768x24 -nolisten tcp </dev/null >"$svc_dir/xvfb.log" 2>&1 &
-        x_pid=$!
-        if poll "$SERVICE_TIMEOUT_S" Xvfb "$x_pid" env DISPLAY=":$n" xdotool getdisplaygeometry; then
-            pids+=("$x_pid")
-            break
-        fi
-        kill "$x_pid" 2>/dev/null; wait "$x_pid" 2>/dev/null   # lost a race for :$n, try the next
-        x_pid=
-    done
-    [[ -n $x_pid ]] || die "Xvfb did not start on any display :99-:198: $(tail -n 3 "$svc_dir/xvfb.log" | tr '\n' ' ')"
+    # -displayfd: Xvfb takes the first free display itself (atomically, by its lock file) and writes
+    # the number once it accepts connections, so parallel runs never race for a display number.
+    Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp \
+        3>"$svc_dir/display" </dev/null >"$svc_dir/xvfb.log" 2>&1 &
+    pids+=($!)
+    poll "$SERVICE_TIMEOUT_S" Xvfb "$!" grep -q '^[0-9]' "$svc_dir/display"
+    case $? in
+        1) die "Xvfb exited at start: $(tail -n 3 "$svc_dir/xvfb.log" | tr '\n' ' ')" ;;
+        2) die "Xvfb did not start within ${SERVICE_TIMEOUT_S} s." ;;
+    esac
+    n=$(head -n 1 "$svc_dir/display")
     export DISPLAY=":$n"
     unset WAYLAND_DISPLAY
     trayer --edge top --align right --widthtype request --height 32 --SetDockType true --transparent false \

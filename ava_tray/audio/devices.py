@@ -208,6 +208,10 @@ class SoundDeviceVoiceIO:
             with contextlib.suppress(Exception):
                 streams = await opening
                 await _off_loop(lambda: self._close_streams(streams))
+            self._input = self._output = None
+            raise
+        except BaseException:
+            self._input = self._output = None
             raise
         self._in_stream, self._out_stream = in_stream, out_stream
         assert self._input is not None and self._output is not None
@@ -480,5 +484,18 @@ def portaudio_info() -> str:
     except AudioDeviceError as exc:
         return str(exc)
     version = sd.get_portaudio_version()[1]
-    path = getattr(sd, "_libname", None) or "unknown path"
+    path = _loaded_library_path("libportaudio") or getattr(sd, "_libname", None) or "unknown path"
     return f"{version} ({path}); sounddevice {sd.__version__}"
+
+
+def _loaded_library_path(stem: str) -> str | None:
+    """The full path of a loaded shared library whose file name starts with `stem` (Linux only)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                path = line.rstrip("\n").split(maxsplit=5)[-1]
+                if path.startswith("/") and path.rsplit("/", 1)[-1].startswith(stem):
+                    return path
+    except OSError:
+        pass
+    return None

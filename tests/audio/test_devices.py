@@ -41,6 +41,27 @@ def os_threads() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
+def threads() -> tuple[int, int]:
+    """(Python threads, OS threads) now."""
+    return threading.active_count(), os_threads()
+
+
+async def settled_threads() -> tuple[int, int]:
+    """The thread counts once earlier tests' subprocess reapers (asyncio's waitpid threads) ended."""
+    await wait_until(
+        lambda: not any(t.name.startswith("waitpid") for t in threading.enumerate()),
+        timeout=5,
+        what="subprocess reaper threads to end",
+    )
+    return threads()
+
+
+def no_more_threads_than(baseline: tuple[int, int]) -> bool:
+    """At most the threads of `baseline`; fewer is fine (a previous test's subprocess reaper may end)."""
+    now = threads()
+    return now[0] <= baseline[0] and now[1] <= baseline[1]
+
+
 class MicLog:
     """Collects what on_mic_block receives, checking it runs on the event loop's thread."""
 
@@ -102,7 +123,7 @@ def test_list_devices_and_portaudio_info() -> None:
 @pytest.mark.e2e
 @needs_pulse()
 async def test_open_close_leaves_no_thread_and_close_is_idempotent() -> None:
-    baseline = threading.active_count(), os_threads()
+    baseline = await settled_threads()
     io = SoundDeviceVoiceIO()
     await io.open(lambda pcm, t: None)
     opened = io.is_open  # a local: mypy would keep `is_open` narrowed to True below
@@ -113,9 +134,7 @@ async def test_open_close_leaves_no_thread_and_close_is_idempotent() -> None:
     assert not io.is_open and io.failure is None
     counted = io.captured_blocks
     await wait_until(
-        lambda: (threading.active_count(), os_threads()) == baseline,
-        timeout=5,
-        what=f"threads back to {baseline}, now {(threading.active_count(), os_threads())}",
+        lambda: no_more_threads_than(baseline), timeout=5, what=f"threads back to {baseline}, now {threads()}"
     )
     assert io.captured_blocks == counted  # no callback after close
 
@@ -222,7 +241,7 @@ async def test_interrupt_silences_the_speaker_and_says_how_much_was_played(voice
 async def test_a_bad_device_is_a_clear_error_and_leaves_nothing_open(
     kwargs: dict[str, object], words: list[str]
 ) -> None:
-    baseline = threading.active_count(), os_threads()
+    baseline = await settled_threads()
     io = SoundDeviceVoiceIO(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(AudioDeviceError) as error:
         await io.open(lambda pcm, t: None)
@@ -230,9 +249,7 @@ async def test_a_bad_device_is_a_clear_error_and_leaves_nothing_open(
         assert word in str(error.value)
     assert not io.is_open
     await io.close()
-    await wait_until(
-        lambda: (threading.active_count(), os_threads()) == baseline, timeout=5, what="threads back to baseline"
-    )
+    await wait_until(lambda: no_more_threads_than(baseline), timeout=5, what="threads back to baseline")
 
 
 @pytest.mark.e2e
@@ -253,3 +270,23 @@ async def test_a_dying_sound_server_sets_failure(monkeypatch: pytest.MonkeyPatch
             await io.close()
     assert io.failure is not None and "stopped working" in str(io.failure)
     assert reported[0] is io.failure or "stopped working" in str(reported[0])
+
+
+@pytest.mark.e2e
+@needs_pulse()
+async def test_when_the_speaker_fails_the_open_microphone_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sounddevice as sd
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise sd.PortAudioError("Error opening RawOutputStream: Device unavailable [PaErrorCode -9985]", -9985)
+
+    baseline = await settled_threads()
+    monkeypatch.setattr(sd, "RawOutputStream", unavailable)
+    io = SoundDeviceVoiceIO()
+    with pytest.raises(AudioDeviceError) as error:
+        await io.open(lambda pcm, t: None)
+    assert str(error.value) == (
+        "The speaker 'default' could not be opened (Device unavailable): choose another output device in Settings."
+    )
+    assert not io.is_open and io.input_rate is None and io.failure is None
+    await wait_until(lambda: no_more_threads_than(baseline), timeout=5, what="the microphone to be closed")

@@ -1,0 +1,156 @@
+"""Settings: round-trip through the dialog and QSettings, the key in the OS keyring only, keyring errors as
+sentences, a corrupt file's warning, the device pickers, Test connection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import keyring
+import keyring.backends.fail
+import pytest
+from pytestqt.qtbot import QtBot
+from ui_helpers import eventually
+
+from ava_tray import keystore
+from ava_tray.settings import Settings, SettingsStore
+from ava_tray.simulator import RealtimeSimulator
+from ava_tray.ui.settings_dialog import SYSTEM_DEFAULT, SettingsDialog
+
+DEVICES = (["Built-in Microphone", "USB Headset"], ["Speakers", "USB Headset"])
+
+
+def real_keyring_or_skip() -> None:
+    if isinstance(keyring.get_keyring(), keyring.backends.fail.Keyring):
+        pytest.skip("no OS keyring (Secret Service) in this session: run under `bash scripts/with-services.sh`")
+
+
+@pytest.fixture
+def no_keyring() -> Iterator[None]:
+    previous = keyring.get_keyring()
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    yield
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def clean_keyring() -> Iterator[None]:
+    real_keyring_or_skip()
+    keystore.forget_key()
+    yield
+    keystore.forget_key()
+
+
+def make_dialog(qtbot: QtBot, settings: Settings, saved: list[Settings], **kwargs: object) -> SettingsDialog:
+    dialog = SettingsDialog(settings, on_save=saved.append, list_devices=lambda: DEVICES, **kwargs)  # type: ignore[arg-type]
+    qtbot.addWidget(dialog)
+    return dialog
+
+
+def test_settings_round_trip_through_the_dialog(qtbot: QtBot, tmp_path: Path, no_keyring: None) -> None:
+    store = SettingsStore(tmp_path / "settings.ini")
+    saved: list[Settings] = []
+
+    def on_save(settings: Settings) -> None:
+        store.save(settings)
+        saved.append(settings)
+
+    dialog = SettingsDialog(store.load(), on_save=on_save, list_devices=lambda: DEVICES)
+    qtbot.addWidget(dialog)
+    assert dialog.input_box.itemText(0) == SYSTEM_DEFAULT
+    assert [dialog.output_box.itemText(i) for i in range(dialog.output_box.count())] == [
+        SYSTEM_DEFAULT, "Speakers", "USB Headset"]
+    dialog.model_box.setCurrentText("gpt-realtime-mini")
+    dialog.voice_box.setCurrentText("cedar")
+    dialog.instructions_edit.setPlainText("Answer in one sentence.")
+    dialog.url_edit.setText("ws://127.0.0.1:8765/v1/realtime")
+    dialog.input_box.setCurrentIndex(dialog.input_box.findData("USB Headset"))
+    dialog.delay_expired.setValue(2.5)
+    dialog.delay_lost.setValue(7)
+    dialog.delay_other.setValue(20)
+    assert dialog.save()
+    expected = replace(Settings(), model="gpt-realtime-mini", voice="cedar", instructions="Answer in one sentence.",
+                       realtime_url="ws://127.0.0.1:8765/v1/realtime", input_device="USB Headset",
+                       delay_session_expired=2.5, delay_connection_lost=7.0, delay_other=20.0)
+    assert saved == [expected]
+    assert SettingsStore(tmp_path / "settings.ini").load() == expected
+    again = make_dialog(qtbot, expected, [])
+    assert again.edited_settings() == expected
+    assert again.input_box.currentText() == "USB Headset"
+
+
+def test_invalid_values_are_refused_with_a_sentence(qtbot: QtBot, no_keyring: None) -> None:
+    saved: list[Settings] = []
+    dialog = make_dialog(qtbot, Settings(), saved)
+    dialog.url_edit.setText("ws://example.com/realtime")
+    assert not dialog.save()
+    assert saved == [] and "unencrypted" in dialog.error_label.text()
+
+
+def test_a_missing_device_stays_selected_and_says_so(qtbot: QtBot, no_keyring: None) -> None:
+    dialog = make_dialog(qtbot, replace(Settings(), output_device="Old DAC"), [])
+    assert dialog.output_box.currentText() == "Old DAC (not found)"
+    assert dialog.edited_settings().output_device == "Old DAC"
+
+
+def test_a_corrupt_settings_file_falls_back_with_a_warning(qtbot: QtBot, tmp_path: Path, no_keyring: None) -> None:
+    path = tmp_path / "settings.ini"
+    path.write_bytes(b"[General]\nvoice=nonsense\ndelay_other=abc\n")
+    store = SettingsStore(path)
+    settings = store.load()
+    assert settings == Settings() and store.warning
+    dialog = make_dialog(qtbot, settings, [], warning=store.warning)
+    assert dialog.warning_label.isVisibleTo(dialog) and "reset to their defaults" in dialog.warning_label.text()
+
+
+def test_a_missing_keyring_shows_its_sentence_not_a_traceback(qtbot: QtBot, no_keyring: None) -> None:
+    saved: list[Settings] = []
+    dialog = make_dialog(qtbot, Settings(), saved)
+    assert "no OS keyring is available" in dialog.key_location.text()
+    dialog.key_edit.setText("sk-test-not-saved")
+    assert not dialog.save()
+    assert "no OS keyring is available" in dialog.error_label.text() and saved == []
+    assert "Traceback" not in dialog.error_label.text()
+
+
+def test_the_key_goes_to_the_secret_service_and_never_into_the_settings_file(
+        qtbot: QtBot, tmp_path: Path, clean_keyring: None) -> None:
+    store = SettingsStore(tmp_path / "settings.ini")
+    key = "sk-test-tray-0123456789abcdef"
+    dialog = SettingsDialog(Settings(), on_save=store.save, list_devices=lambda: DEVICES, first_run=True,
+                            on_demo=lambda: None)
+    qtbot.addWidget(dialog)
+    assert "No key is stored" in dialog.key_location.text()
+    assert dialog.demo_button.isVisibleTo(dialog)
+    dialog.key_edit.setText(key)
+    assert dialog.save()
+    assert keystore.stored_key() == key
+    assert key not in (tmp_path / "settings.ini").read_text()
+    reopened = make_dialog(qtbot, store.load(), [])
+    assert "A key is stored in the OS keyring" in reopened.key_location.text()
+    assert key not in reopened.key_location.text() and reopened.key_edit.text() == ""
+    assert not reopened.key_edit.isVisibleTo(reopened)
+    reopened.replace_key_button.click()
+    assert reopened.key_edit.isVisibleTo(reopened)
+    reopened.key_edit.setText("sk-test-replaced-key-000")
+    assert reopened.save()
+    assert keystore.stored_key() == "sk-test-replaced-key-000"
+    last = make_dialog(qtbot, store.load(), [])
+    last.remove_key_button.click()
+    assert keystore.stored_key() is None and "No key is stored" in last.key_location.text()
+
+
+async def test_test_connection_reports_success_and_a_rejected_key(qtbot: QtBot, no_keyring: None) -> None:
+    async with RealtimeSimulator(api_key="sk-good-key-123456") as simulator:
+        dialog = make_dialog(qtbot, replace(Settings(), realtime_url=simulator.url), [])
+        dialog.key_edit.setText("sk-good-key-123456")
+        dialog.test_button.click()
+        await eventually(lambda: dialog.test_result.text().startswith(("✔", "✘")))
+        assert dialog.test_result.text().startswith("✔ Connected")
+        dialog.key_edit.setText("sk-wrong-key-000000")
+        dialog.test_button.click()
+        await eventually(lambda: dialog.test_result.text().startswith("✘"))
+        assert "API key was rejected" in dialog.test_result.text()
+    dialog.test_button.click()
+    await eventually(lambda: dialog.test_result.text().startswith("✘ Connection lost"))

@@ -51,6 +51,9 @@ class AvaTrayApp:
     def __init__(self, launch: LaunchOptions, *, store: SettingsStore | None = None, clock: Clock | None = None,
                  history: ReconnectHistory | None = None, engine_factory: EngineFactory | None = None,
                  tray_available: bool | None = None) -> None:
+        qt_app = QApplication.instance()
+        if isinstance(qt_app, QApplication):
+            qt_app.setQuitOnLastWindowClosed(False)  # a tray app lives on with no window open
         self.launch = launch
         self.clock = clock or SystemClock()
         self.store = store or SettingsStore()

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# usage: bash scripts/build.sh   — build AVA Tray's installers for this OS into dist/ (AVA_DIST_DIR, AVA_BUILD_DIR, PYTHON override)
+#
+# Linux:   PyInstaller one-folder bundle (packaging/ava-tray.spec) from a clean build dir, then
+#          dist/ava-tray-<version>-linux-x86_64.tar.gz and dist/ava-tray_<version>_<arch>.deb
+#          (/opt/ava-tray, /usr/bin/ava-tray, the .desktop file and icons); prints sizes and build time.
+# macOS:   the .app bundle, signed and notarised when APPLE_SIGNING_IDENTITY is set, in a .dmg
+#          (packaging/macos/).
+# Windows: (Git Bash) hands over to packaging/windows/build.ps1 (bundle + Inno Setup installer).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    sed -n 2p "$0" | sed 's/^# //'
+    exit 0
+fi
+
+say() { echo "build: $*"; }
+die() {
+    echo "build: error: $*" >&2
+    exit 1
+}
+
+if [[ -n ${PYTHON:-} ]]; then
+    python=$PYTHON
+elif [[ -x .venv/bin/python ]]; then
+    python=.venv/bin/python
+else
+    python=python3
+fi
+"$python" -c 'import PyInstaller' 2>/dev/null \
+    || die "PyInstaller is not installed for $python: run \`$python -m pip install -e '.[dev]'\`."
+version=$("$python" -c 'import ava_tray; print(ava_tray.__version__)')
+build_dir=$(mkdir -p "${AVA_BUILD_DIR:-build}" && cd "${AVA_BUILD_DIR:-build}" && pwd)
+dist_dir=$(mkdir -p "${AVA_DIST_DIR:-dist}" && cd "${AVA_DIST_DIR:-dist}" && pwd)
+started=$(date +%s.%N)
+
+elapsed() { awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# pyinstaller: a clean one-folder build into $build_dir/bundle/ava-tray
+pyinstaller() {
+    rm -rf "$build_dir/pyinstaller" "$build_dir/bundle"
+    say "PyInstaller (ava-tray $version, $("$python" -V 2>&1))"
+    "$python" -m PyInstaller --noconfirm --clean --log-level WARN \
+        --workpath "$build_dir/pyinstaller" --distpath "$build_dir/bundle" packaging/ava-tray.spec
+}
+
+# --- Linux -------------------------------------------------------------------------------------------
+
+# The system libraries the bundle links to but does not carry (DT_NEEDED of every ELF file in it).
+system_libraries() {
+    local bundle=$1
+    comm -23 \
+        <(find "$bundle" -type f -name '*.so*' -print0 | xargs -0 readelf -d 2>/dev/null \
+            | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u) \
+        <(find "$bundle" -name '*.so*' -printf '%f\n' | sort -u)
+}
+
+# Every system library the bundle needs must come from a package in the .deb's Depends (checked on this
+# build host with dpkg -S), so that `apt install ./ava-tray.deb` brings all that Qt's xcb platform needs.
+check_depends() {
+    local bundle=$1 depends=$2 lib path pkg ldcache missing=()
+    ldcache=$(ldconfig -p)
+    for lib in $(system_libraries "$bundle"); do
+        path=$(awk -v n="$lib" '$1 == n { print $NF; exit }' <<<"$ldcache")
+        if [[ -z $path ]]; then
+            say "warning: $lib is needed by the bundle but not installed on this build host"
+            continue
+        fi
+        # merged /usr: dpkg knows some files under /usr/lib, others under /lib
+        pkg=$(dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null \
+            || dpkg -S "/usr$path" 2>/dev/null || true)
+        pkg=${pkg%%:*}
+        [[ -z $pkg ]] && { say "warning: no package owns $path ($lib)"; continue; }
+        grep -Eq "(^|[ ,|])${pkg%t64}(t64)?([ ,|(]|$)" <<<"$depends" || missing+=("$pkg ($lib)")
+    done
+    ((${#missing[@]} == 0)) || die "packaging/linux/control.in's Depends lacks: ${missing[*]}"
+}
+
+# The oldest glibc the bundle can run on: the highest GLIBC_x.y symbol version any of its files needs.
+glibc_needed() {
+    find "$1" -type f \( -name '*.so*' -o -perm -u+x \) -print0 | { xargs -0 objdump -T 2>/dev/null || true; } \
+        | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -u -V | tail -n 1
+}
+
+build_linux() {
+    local arch deb_arch bundle tarball deb root control
+    command -v dpkg-deb >/dev/null || die "dpkg-deb not found: build the .deb on Debian or Ubuntu."
+    command -v readelf >/dev/null || die "readelf not found: install binutils."
+    arch=$(uname -m)
+    deb_arch=$(dpkg --print-architecture)
+    pyinstaller
+    bundle="$build_dir/bundle/ava-tray"
+    [[ -x $bundle/ava-tray ]] || die "PyInstaller did not produce $bundle/ava-tray"
+    "$bundle/ava-tray" --version >/dev/null || die "the frozen app does not start: try $bundle/ava-tray --version"
+
+    tarball="$dist_dir/ava-tray-$version-linux-$arch.tar.gz"
+    deb="$dist_dir/ava-tray_${version}_$deb_arch.deb"
+    rm -f "$tarball" "$deb"
+    say "packing $tarball"
+    tar -C "$build_dir/bundle" --owner=0 --group=0 --numeric-owner -czf "$tarball" ava-tray
+
+    say "packing $deb"
+    root="$build_dir/deb"
+    rm -rf "$root"
+    mkdir -p "$root/DEBIAN" "$root/opt" "$root/usr/bin" "$root/usr/share/applications" \
+        "$root/usr/share/icons/hicolor/scalable/apps" "$root/usr/share/icons/hicolor/256x256/apps"
+    cp -a "$bundle" "$root/opt/ava-tray"
+    ln -s /opt/ava-tray/ava-tray "$root/usr/bin/ava-tray"
+    install -m 644 resources/ava-tray.desktop "$root/usr/share/applications/ava-tray.desktop"
+    install -m 644 resources/ava-tray.svg "$root/usr/share/icons/hicolor/scalable/apps/ava-tray.svg"
+    "$python" packaging/render_icon.py resources/ava-tray.svg \
+        "$root/usr/share/icons/hicolor/256x256/apps/ava-tray.png" 256
+    chmod -R u=rwX,go=rX "$root"
+    control=$(sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$deb_arch/" \
+        -e "s/@INSTALLED_SIZE@/$(du -sk --exclude=DEBIAN "$root" | cut -f1)/" \
+        -e "s/@GLIBC@/$(glibc_needed "$bundle")/" packaging/linux/control.in)
+    check_depends "$bundle" "$(grep '^Depends:' <<<"$control")"
+    printf '%s\n' "$control" >"$root/DEBIAN/control"
+    dpkg-deb --root-owner-group -Zxz -z6 --build "$root" "$deb" >/dev/null
+
+    local seconds unpacked
+    seconds=$(elapsed)
+    unpacked=$(du -sb "$bundle" | cut -f1)
+    echo "build: figures for ava-tray $version ($arch)"
+    printf '  %-28s %6.1f MB  (%s bytes, du -sb)\n' "bundle unpacked" "$(mb "$unpacked")" "$unpacked"
+    printf '  %-28s %6.1f MB  %s\n' "tar.gz" "$(mb "$(stat -c %s "$tarball")")" "$tarball"
+    printf '  %-28s %6.1f MB  %s\n' ".deb" "$(mb "$(stat -c %s "$deb")")" "$deb"
+    printf '  %-28s %6s s\n' "build time" "$seconds"
+}
+
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1000000 }'; }
+
+# --- macOS and Windows -------------------------------------------------------------------------------
+
+build_macos() {
+    pyinstaller
+    local app="$build_dir/bundle/AVA Tray.app"
+    [[ -d $app ]] || die "PyInstaller did not produce $app"
+    if [[ -n ${APPLE_SIGNING_IDENTITY:-} ]]; then
+        bash packaging/macos/sign-and-notarize.sh "$app"
+    else
+        say "APPLE_SIGNING_IDENTITY is not set: the .app stays unsigned (ad hoc)"
+    fi
+    bash packaging/macos/make-dmg.sh "$app" "$dist_dir/AVA-Tray-$version-macos-$(uname -m).dmg"
+    if [[ -n ${APPLE_SIGNING_IDENTITY:-} ]]; then
+        bash packaging/macos/sign-and-notarize.sh "$dist_dir/AVA-Tray-$version-macos-$(uname -m).dmg"
+    fi
+    say "done in $(elapsed) s: $(du -sh "$app" | cut -f1) unpacked; $(ls "$dist_dir"/*.dmg)"
+}
+
+case $(uname -s) in
+    Linux) build_linux ;;
+    Darwin) build_macos ;;
+    MINGW* | MSYS* | CYGWIN*)
+        exec powershell.exe -NoProfile -ExecutionPolicy Bypass -File packaging/windows/build.ps1 \
+            -Python "$python" -DistDir "$dist_dir" -BuildDir "$build_dir" ;;
+    *) die "unsupported OS $(uname -s)" ;;
+esac

@@ -17,6 +17,7 @@ from ava_tray.session import RealtimeSession, RolloverPolicy, SessionOptions
 from ava_tray.settings import Settings
 from ava_tray.simulator import RealtimeSimulator
 from ava_tray.supervisor import Supervisor
+from ava_tray.tools.wiring import ToolBox, engine_toolbox
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class AvaEngine:
         self.simulator: RealtimeSimulator | None = None
         self._muted = False
         self._url = settings.realtime_url
+        # Tools, long-term memory and reminders (ava_tray/tools/wiring.py), declared in every session.
+        self.toolbox: ToolBox = engine_toolbox(self, lambda new: self.replace_settings(new, self._api_key))
         self.session = self._make_session()
         self.supervisor = Supervisor(self.session.run, delays=settings.delays(), clock=self.clock,
                                      history=self.history, reachability=self._reachable)
@@ -92,7 +95,7 @@ class AvaEngine:
         options = SessionOptions(url=self._url, api_key=self._api_key, config=self.settings.session_config(),
                                  keepalive=self.launch.keepalive, rollover=rollover)
         session = RealtimeSession(options, self._voice_io_factory, clock=self.clock, latency=self.latency,
-                                  transcript=self.transcript)
+                                  transcript=self.transcript, tools=self.toolbox.registry)
         session.muted = self._muted
         return session
 
@@ -109,7 +112,8 @@ class AvaEngine:
             self.session = self._make_session()
             self.supervisor.use_runner(self.session.run)
         try:
-            await self.supervisor.run()
+            async with self.toolbox.running():
+                await self.supervisor.run()
         finally:
             if simulator is not None:
                 await simulator.stop()

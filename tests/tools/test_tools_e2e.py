@@ -1,0 +1,237 @@
+"""Tools end to end: the real engine and session against the simulator on loopback, real PortAudio audio.
+
+Run through `bash scripts/with-services.sh .venv/bin/python -m pytest tests/tools -q` (PulseAudio null
+sinks); without PulseAudio these tests skip. Every client event is validated against the official SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import webbrowser
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+from conftest import wait_until  # tests/tools/conftest.py
+from openai.types.realtime import RealtimeClientEvent
+
+from ava_tray.audio import VoiceIO
+from ava_tray.engine import AvaEngine
+from ava_tray.history import ReconnectHistory
+from ava_tray.settings import Settings
+from ava_tray.simulator import Fault, RealtimeSimulator
+from ava_tray.simulator.connection import SimulatedSession
+from ava_tray.supervisor import Connected
+from ava_tray.tools import builtin, make_tool
+from ava_tray.tools.fakes import FakeConsent, FakeNotifier
+
+pytestmark = pytest.mark.e2e
+
+CLIENT_EVENT = pydantic.TypeAdapter(RealtimeClientEvent)
+
+
+class ConsentByTool:
+    """Says yes to every tool except those named."""
+
+    def __init__(self, refuse: set[str]) -> None:
+        self.refuse = refuse
+        self.asked: list[str] = []
+
+    async def ask(self, tool: str, summary: str) -> bool:
+        self.asked.append(tool)
+        return tool not in self.refuse
+
+
+@dataclass
+class Ava:
+    simulator: RealtimeSimulator
+    engine: AvaEngine
+    notifier: FakeNotifier
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def session(self) -> SimulatedSession:
+        return self.simulator.sessions[-1]
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.engine.run())
+        await self.configured(1)
+
+    async def configured(self, sessions: int) -> None:
+        await wait_until(lambda: len(self.simulator.sessions) >= sessions
+                         and self.simulator.sessions[sessions - 1].session_updates
+                         and isinstance(self.engine.supervisor.state, Connected), timeout=20,
+                         what=f"session {sessions} to be configured")
+
+    async def call(self, name: str, arguments: dict[str, Any], timeout: float = 15) -> dict[str, Any]:
+        """Have the simulator call a tool; wait for the output and the audio reply that follows it."""
+        session = self.session
+        outputs, replies = len(session.function_outputs), session.replies_sent
+        self.simulator.request_function_call(name, arguments)
+        await wait_until(lambda: len(session.function_outputs) > outputs and session.replies_sent >= replies + 2,
+                         timeout=timeout, what=f"the output of {name} and the reply after it")
+        call = next(c for c in reversed(session.function_calls) if c["name"] == name)
+        item = session.function_outputs[-1]
+        assert item["call_id"] == call["call_id"]
+        kinds = [e["type"] for e in session.client_events if e["type"] != "input_audio_buffer.append"]
+        created = [i for i, e in enumerate(session.client_events) if e["type"] == "conversation.item.create"
+                   and e["item"].get("call_id") == call["call_id"]]
+        assert len(created) == 1 and session.client_events[created[0] + 1]["type"] == "response.create", kinds
+        decoded = json.loads(item["output"])
+        assert isinstance(decoded, dict)
+        return decoded
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.engine.stop()
+            await asyncio.wait_for(self.task, 10)
+            self.task = None
+
+
+def validate_client_events(simulator: RealtimeSimulator) -> int:
+    count = 0
+    for session in simulator.sessions:
+        for event in session.client_events:
+            CLIENT_EVENT.validate_python(event)
+            count += 1
+    return count
+
+
+@pytest.fixture
+async def make_ava(voice_io_factory: Callable[[], VoiceIO], tmp_path: Path) -> AsyncIterator[Callable[..., Ava]]:
+    simulator = RealtimeSimulator()
+    await simulator.start()
+    made: list[Ava] = []
+
+    def make(consent: Any = None) -> Ava:
+        settings = replace(Settings(), realtime_url=simulator.url, delay_session_expired=0.0)
+        engine = AvaEngine(settings, None, voice_io_factory=voice_io_factory,
+                           history=ReconnectHistory(tmp_path / f"history-{len(made)}.jsonl"))
+        notifier = FakeNotifier()
+        engine.toolbox.registry.consent = consent or FakeConsent(answer=True)
+        engine.toolbox.reminders.notifier = notifier
+        ava = Ava(simulator, engine, notifier)
+        made.append(ava)
+        return ava
+
+    yield make
+    for ava in made:
+        await ava.stop()
+        ava.engine.toolbox.memory.close()
+    await simulator.stop()
+    assert validate_client_events(simulator) > 0
+
+
+async def test_every_built_in_tool_round_trips(make_ava: Callable[..., Ava], monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
+    monkeypatch.setattr(builtin, "_qt_gui_running", lambda: False)  # console mode, even if a Qt test ran before
+    document = tmp_path / "notes.txt"
+    document.write_text("notes")
+    ava = make_ava()
+    await ava.start()
+
+    assert "iso" in await ava.call("get_time", {"time_zone": "Europe/Paris"})
+    reminder = await ava.call("set_reminder", {"text": "water the plants", "delay_seconds": 3600})
+    assert reminder["text"] == "water the plants"
+    assert (await ava.call("list_reminders", {}))["reminders"][0]["id"] == reminder["id"]
+    assert (await ava.call("cancel_reminder", {"reminder_id": reminder["id"]}))["cancelled"]
+    fact = (await ava.call("remember", {"fact": "The user's favourite colour is teal."}))["remembered"]
+    assert (await ava.call("recall", {"query": "favourite colour"}))["facts"][0]["id"] == fact["id"]
+    assert (await ava.call("forget", {"fact_id": fact["id"]}))["forgotten"]["id"] == fact["id"]
+    assert (await ava.call("calculate", {"expression": "2 ** 10 - 24"}))["result"] == 1000
+    assert (await ava.call("read_clipboard", {}))["error"] == "The clipboard is not available in console mode."
+    assert "console mode" in (await ava.call("write_clipboard", {"text": "hi"}))["error"]
+    assert (await ava.call("open_address", {"address": str(document)}))["opened"] == document.as_uri()
+    assert opened == [document.as_uri()]
+    status = await ava.call("ava_status", {})
+    assert status["state"].startswith("connected") and status["reconnects_today"] == 0
+    assert (await ava.call("mute_microphone", {"muted": True}))["muted"] is True and ava.engine.muted
+    assert (await ava.call("mute_microphone", {"muted": False}))["muted"] is False and not ava.engine.muted
+    assert (await ava.call("change_voice", {"voice": "cedar"}))["voice"] == "cedar"
+    assert ava.engine.settings.voice == "cedar"
+
+    called = {c["name"] for c in ava.session.function_calls}
+    assert called == set(ava.engine.toolbox.registry.names)
+    assert len(ava.simulator.sessions) == 1
+
+
+async def test_tools_and_memory_survive_expiry_and_a_process_restart(make_ava: Callable[..., Ava]) -> None:
+    ava = make_ava()
+    await ava.start()
+    await ava.call("remember", {"fact": "The user's spare key is under the blue flowerpot."})
+    ava.simulator.inject(Fault.EXPIRE_NOW)
+    await ava.configured(2)
+    first, second = (s.session_updates[-1]["session"] for s in ava.simulator.sessions[:2])
+    assert first["tools"] == second["tools"] and len(second["tools"]) == len(ava.engine.toolbox.registry.names)
+    assert "blue flowerpot" not in first["instructions"] and "blue flowerpot" in second["instructions"]
+    assert (await ava.call("recall", {"query": "where is the spare key"}))["facts"][0]["text"].endswith(
+        "blue flowerpot.")
+    await ava.stop()
+    ava.engine.toolbox.memory.close()
+
+    restarted = make_ava()  # a new engine: a new MemoryStore on the same file
+    await restarted.start()
+    third = restarted.session.session_updates[-1]["session"]
+    assert "blue flowerpot" in third["instructions"] and third["tools"] == first["tools"]
+    assert (await restarted.call("recall", {"query": "spare key"}))["count"] == 1
+
+
+async def test_failing_tools_give_error_outputs_and_the_session_goes_on(make_ava: Callable[..., Ava]) -> None:
+    release = threading.Event()
+
+    def explode() -> None:
+        """Always fails."""
+        raise RuntimeError("the widget is jammed")
+
+    def hang() -> None:
+        """Never finishes in time."""
+        release.wait(30)
+
+    ava = make_ava()
+    ava.engine.toolbox.registry.register(make_tool(explode))
+    ava.engine.toolbox.registry.register(make_tool(hang, timeout=1.0))
+    await ava.start()
+    assert "the widget is jammed" in (await ava.call("explode", {}))["error"]
+    started = asyncio.get_running_loop().time()
+    assert "did not finish within 1 seconds" in (await ava.call("hang", {}))["error"]
+    assert asyncio.get_running_loop().time() - started < 5
+    release.set()
+    assert "must be a string" in (await ava.call("calculate", {"expression": 5}))["error"]
+    assert "unexpected argument" in (await ava.call("get_time", {"zone": "UTC"}))["error"]
+    assert (await ava.call("calculate", {"expression": "6 * 7"}))["result"] == 42
+    assert len(ava.simulator.sessions) == 1 and isinstance(ava.engine.supervisor.state, Connected)
+
+
+async def test_a_side_effect_without_consent_does_nothing(make_ava: Callable[..., Ava],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
+    consent = ConsentByTool(refuse={"open_address", "mute_microphone", "change_voice"})
+    ava = make_ava(consent)
+    await ava.start()
+    for name, arguments in [("open_address", {"address": "https://example.org"}),
+                            ("mute_microphone", {"muted": True}), ("change_voice", {"voice": "ash"})]:
+        result = await ava.call(name, arguments)
+        assert result["declined"] is True and "nothing was done" in result["error"], name
+    assert opened == [] and not ava.engine.muted and ava.engine.settings.voice == "marin"
+    assert consent.asked == ["open_address", "mute_microphone", "change_voice"]
+
+
+async def test_a_reminder_fires_once_across_a_reconnect(make_ava: Callable[..., Ava]) -> None:
+    ava = make_ava()
+    await ava.start()
+    reminder = await ava.call("set_reminder", {"text": "stand up", "delay_seconds": 5})
+    ava.simulator.inject(Fault.EXPIRE_NOW)
+    await ava.configured(2)
+    await wait_until(lambda: ava.notifier.shown, timeout=15, what="the reminder")
+    await ava.call("calculate", {"expression": "1 + 1"})  # the new session works after it fired
+    stored = ava.engine.toolbox.reminders.get(reminder["id"])
+    assert stored is not None and stored.fired_at is not None and stored.fired_at >= stored.due_at
+    assert ava.notifier.shown == [("AVA reminder", "Reminder due: stand up")]

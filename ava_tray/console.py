@@ -21,6 +21,7 @@ from ava_tray.supervisor import (
     SupervisorState,
     WaitingForNetwork,
 )
+from ava_tray.tools.console import ConsoleConsentAsker, ConsoleNotifier
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,9 @@ async def run_console(engine: AvaEngine, out: TextIO = sys.stdout) -> int:
     exit_code = 0
     loop = asyncio.get_running_loop()
     interactive = sys.stdin is not None and sys.stdin.isatty()
+    consent = ConsoleConsentAsker(log.line, interactive=interactive)
+    engine.toolbox.registry.consent = consent
+    engine.toolbox.reminders.notifier = ConsoleNotifier(log.line)
 
     def on_state(state: SupervisorState) -> None:
         nonlocal exit_code
@@ -106,7 +110,7 @@ async def run_console(engine: AvaEngine, out: TextIO = sys.stdout) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, engine.stop)
     if interactive:
-        loop.add_reader(sys.stdin.fileno(), _on_enter, engine)
+        loop.add_reader(sys.stdin.fileno(), _on_enter, engine, consent)
     try:
         await engine.run()
     finally:
@@ -117,7 +121,9 @@ async def run_console(engine: AvaEngine, out: TextIO = sys.stdout) -> int:
     return exit_code
 
 
-def _on_enter(engine: AvaEngine) -> None:
-    sys.stdin.readline()
+def _on_enter(engine: AvaEngine, consent: ConsoleConsentAsker | None = None) -> None:
+    line = sys.stdin.readline()
+    if consent is not None and consent.offer(line):
+        return
     if isinstance(engine.supervisor.state, Error):
         engine.supervisor.restart_now()

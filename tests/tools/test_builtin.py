@@ -15,7 +15,7 @@ import pytest
 from ava_tray.clock import ManualClock
 from ava_tray.memory import MemoryStore
 from ava_tray.settings import Settings, SettingsStore
-from ava_tray.tools import ToolRegistry, builtin
+from ava_tray.tools import ToolRegistry, builtin, wiring
 from ava_tray.tools.fakes import FakeConsent, FakeMicMute, FakeStatusSource
 from ava_tray.tools.hooks import StatusReport
 from ava_tray.tools.reminders import ReminderScheduler
@@ -189,3 +189,12 @@ async def test_change_voice_is_saved_and_applied(rig: Rig, tmp_path: Path) -> No
     assert "must be one of" in (await rig.call("change_voice", voice="robot"))["error"]
     rig.consent.answer = False
     assert (await rig.call("change_voice", voice="ash"))["declined"] and len(rig.applied) == 1
+
+
+def test_an_unusable_memory_file_falls_back_to_memory_for_this_run(tmp_path: Path) -> None:
+    folder = tmp_path / "memory.sqlite3"
+    folder.mkdir()
+    box = wiring.build_toolbox(settings=Settings, apply_settings=lambda s: None, clock=ManualClock(),
+                               memory_path=folder, load_plugins=False)
+    box.memory.remember("still works")
+    assert box.memory.count() == 1 and "still works" in box.registry.instructions_suffix()

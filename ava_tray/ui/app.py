@@ -25,6 +25,7 @@ from ava_tray.settings import Settings, SettingsStore
 from ava_tray.supervisor import Error
 from ava_tray.ui import autostart
 from ava_tray.ui.icons import app_icon
+from ava_tray.ui.pyside_fix import guard_singletons
 from ava_tray.ui.settings_dialog import SettingsDialog
 from ava_tray.ui.single_instance import InstanceLock, hand_over
 from ava_tray.ui.status import NeedsKey, Notice, UiState
@@ -50,7 +51,8 @@ class AvaTrayApp:
 
     def __init__(self, launch: LaunchOptions, *, store: SettingsStore | None = None, clock: Clock | None = None,
                  history: ReconnectHistory | None = None, engine_factory: EngineFactory | None = None,
-                 tray_available: bool | None = None) -> None:
+                 tray_available: bool | None = None, rollover: bool | None = None) -> None:
+        guard_singletons()
         qt_app = QApplication.instance()
         if isinstance(qt_app, QApplication):
             qt_app.setQuitOnLastWindowClosed(False)  # a tray app lives on with no window open
@@ -58,6 +60,9 @@ class AvaTrayApp:
         self.clock = clock or SystemClock()
         self.store = store or SettingsStore()
         self.settings = self.store.load()
+        if rollover is not None:  # --rollover / --no-rollover on the command line
+            launch = replace(launch, rollover=replace(self.settings.rollover_policy(), enabled=rollover))
+            self.launch = launch
         self._history = history if history is not None else ReconnectHistory(paths.data_dir() / "history.jsonl")
         self._engine_factory = engine_factory or _default_engine
         self.engine: AvaEngine | None = None
@@ -304,6 +309,7 @@ def run_tray(args: argparse.Namespace) -> int:
     """`ava-tray` with no flags: start the tray app, or hand over to the one already running."""
     import qasync
 
+    guard_singletons()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("AVA Tray")
@@ -315,6 +321,6 @@ def run_tray(args: argparse.Namespace) -> int:
         return 0
     launch = LaunchOptions(demo=bool(getattr(args, "demo", False)),
                            session_limit=getattr(args, "session_limit", None))
-    tray_app = AvaTrayApp(launch)
+    tray_app = AvaTrayApp(launch, rollover=getattr(args, "rollover", None))
     result: int = qasync.run(tray_app.main())
     return result

@@ -248,6 +248,7 @@ class TrayUI(QObject):
             "tray_visible": self.tray.isVisible(),
             "geometry": [geometry.x(), geometry.y(), geometry.width(), geometry.height()],
             "windows": windows,
+            "menu_visible": self.menu.isVisible(),
             "history_rows": history_rows,
             "records": len(self.host.history.records),
             "muted": self.host.muted,

@@ -77,7 +77,7 @@ def check_qt() -> list[CheckResult]:
     results = []
     if wanted and name != wanted:
         results.append(CheckResult("FAIL", "qt platform", f"the '{wanted}' platform plugin did not load (Qt fell "
-                                   f"back to '{name}'); see Qt's message above"))
+                                   f"back to '{name}'); see Qt's message on stderr"))
     else:
         results.append(CheckResult("OK", "qt platform", f"{name} (Qt {PySide6.__version__})"))
     if name == "offscreen":
@@ -230,9 +230,14 @@ def _run(name: str, check: Callable[[], CheckResult | list[CheckResult]]) -> lis
         return [CheckResult("FAIL", name, str(exc))]
     except Exception as exc:
         logger.debug("self-test check %s raised", name, exc_info=True)
-        message = str(exc) or "no message"
-        return [CheckResult("FAIL", name, f"{type(exc).__name__}: {message}")]
+        return [CheckResult("FAIL", name, f"{type(exc).__name__}: {_one_line(str(exc))}")]
     return result if isinstance(result, list) else [result]
+
+
+def _one_line(message: str) -> str:
+    """A report line from any message: the last line of a long one says what went wrong (numpy's do)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
 
 
 def _where() -> str:

@@ -21,7 +21,7 @@ from ava_tray.clock import Clock
 from ava_tray.history import ReconnectHistory
 from ava_tray.ui import autostart
 from ava_tray.ui.history_window import HistoryWindow
-from ava_tray.ui.icons import StateIcons, app_icon
+from ava_tray.ui.icons import StateIcons, app_icon, prefers_dark
 from ava_tray.ui.status import Notice, NotificationPolicy, TrayStatus, UiState, describe
 from ava_tray.ui.status_window import StatusWindow
 
@@ -67,6 +67,7 @@ class TrayUI(QObject):
         self.policy = NotificationPolicy()
         self.status: TrayStatus | None = None
         self.notices: list[Notice] = []
+        self.status_window_opened = 0
         self._icon_key: tuple[str, bool] | None = None
         self._tooltip = ""
         self.history_window: HistoryWindow | None = None
@@ -154,10 +155,10 @@ class TrayUI(QObject):
         state = self.host.state
         status = describe(state, now, muted=self.host.muted)
         self.status = status
-        key = (status.icon_name, False)
-        icon = self.icons.icon(status.icon_name)
-        if key != self._icon_key or self.tray.icon().isNull():
+        key = (status.icon_name, prefers_dark())
+        if key != self._icon_key:
             self._icon_key = key
+            icon = self.icons.icon(*key)
             self.tray.setIcon(icon)
             self.status_window.setWindowIcon(icon)
         if status.tooltip != self._tooltip:
@@ -194,6 +195,7 @@ class TrayUI(QObject):
 
     def show_status_window(self) -> None:
         """Open (or raise) the status window."""
+        self.status_window_opened += 1
         self.render()
         self.status_window.show()
         self.status_window.raise_()
@@ -249,6 +251,7 @@ class TrayUI(QObject):
             "geometry": [geometry.x(), geometry.y(), geometry.width(), geometry.height()],
             "windows": windows,
             "menu_visible": self.menu.isVisible(),
+            "status_window_opened": self.status_window_opened,
             "history_rows": history_rows,
             "records": len(self.host.history.records),
             "muted": self.host.muted,

@@ -73,3 +73,11 @@ def test_icons_render_at_any_size(qapp: object) -> None:
     for size in (16, 22, 37, 64, 200):
         pixmap = icon.pixmap(size, size)
         assert pixmap.width() == size and not pixmap.isNull()
+
+
+def test_light_and_dark_variants_differ(qapp: object) -> None:
+    icons = StateIcons()
+    for name in ICON_NAMES:
+        light = icons.icon(name, False).pixmap(22, 22).toImage()
+        dark = icons.icon(name, True).pixmap(22, 22).toImage()
+        assert light != dark, name

@@ -73,9 +73,14 @@ class AvaEngine:
         self._url = settings.realtime_url
         # Tools, long-term memory and reminders (ava_tray/tools/wiring.py), declared in every session.
         self.toolbox: ToolBox = engine_toolbox(self, lambda new: self.replace_settings(new, self._api_key))
+        self.toolbox.reminders.announcer = self
         self.session = self._make_session()
         self.supervisor = Supervisor(self.session.run, delays=settings.delays(), clock=self.clock,
                                      history=self.history, reachability=self._reachable)
+
+    def announce(self, text: str) -> bool:
+        """Say `text` through whichever session is live now (reminders); False when none is."""
+        return self.session.announce(text)
 
     async def _reachable(self) -> bool:
         return await endpoint_reachable(self._url)

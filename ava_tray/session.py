@@ -105,10 +105,26 @@ class RealtimeSession:
         self.muted = False
         self.sessions_configured = 0
         self.handovers = 0
+        self._current: _Conversation | None = None
 
     async def run(self, context: SessionContext) -> SessionEnding:
         """Open, configure and serve one conversation; return why its server session ended."""
-        return await _Conversation(self, context).serve()
+        conversation = _Conversation(self, context)
+        self._current = conversation
+        try:
+            return await conversation.serve()
+        finally:
+            self._current = None
+
+    def announce(self, text: str) -> bool:
+        """Have AVA say `text` now (e.g. a reminder that came due); False when no session is up."""
+        conversation = self._current
+        active = conversation.active if conversation is not None else None
+        if active is None or active.closed:
+            return False
+        active.send_event(events.system_message(text))
+        active.send_event(events.response_create())
+        return True
 
 
 class _Conversation:
@@ -174,9 +190,10 @@ class _Conversation:
                 next_try = clock.monotonic() + policy.retry_after
 
     def _at_turn_boundary(self, connection: _Connection) -> bool:
-        """No reply in progress, the user not speaking, playback drained."""
+        """No reply or tool call in progress, the user not speaking, playback drained."""
         assert self.voice is not None
-        return not (connection.response_active or connection.user_speaking or self.voice.is_playing)
+        return not (connection.response_active or connection.user_speaking or self.voice.is_playing
+                    or connection.busy_with_tools)
 
     async def _hand_over(self, old: _Connection) -> bool:
         """Make before break: the new session is ready before the microphone moves to it."""
@@ -466,8 +483,15 @@ class _Connection:
         output = await tools.call(name, arguments, call_id)
         self.owner.transcript.add("tool", f"{name}({arguments}) -> {output}")
         target = self.conversation.active if self.conversation.active is not None else self
+        if target is not self:
+            # The call came from a session that has since been handed over: give the new one the call first.
+            target.send_event(events.function_call_item(call_id, name, arguments))
         target.send_event(events.function_call_output(call_id, output))
         target.send_event(events.response_create())
+
+    @property
+    def busy_with_tools(self) -> bool:
+        return any(not task.done() for task in self.tool_tasks if task.get_name().startswith("ava-tool-"))
 
     # -- ending --------------------------------------------------------------------------------
 

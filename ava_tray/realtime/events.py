@@ -106,6 +106,22 @@ def function_call_output(call_id: str, output: str) -> dict[str, Any]:
     }
 
 
+def function_call_item(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """Re-create a function call in a session that did not see it (after a handover)."""
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments},
+    }
+
+
+def system_message(text: str) -> dict[str, Any]:
+    """A system message item (e.g. "a reminder came due: say so")."""
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": "system", "content": [{"type": "input_text", "text": text}]},
+    }
+
+
 def response_create() -> dict[str, Any]:
     """Ask the model to respond (after a tool result, for instance)."""
     return {"type": "response.create"}

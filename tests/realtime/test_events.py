@@ -35,6 +35,8 @@ def test_session_update_is_ga_shape_and_validates() -> None:
     events.item_truncate("item_1", 1234),
     events.function_call_output("call_1", '{"ok": true}'),
     events.response_create(),
+    events.function_call_item("call_1", "get_time", "{}"),
+    events.system_message("A reminder came due: stretch. Tell the user."),
 ])
 def test_client_events_validate(event: dict[str, Any]) -> None:
     assert_valid_client_event(event)

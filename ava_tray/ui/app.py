@@ -24,7 +24,10 @@ from ava_tray.history import ReconnectHistory
 from ava_tray.settings import Settings, SettingsStore
 from ava_tray.supervisor import Error
 from ava_tray.ui import autostart
+from ava_tray.ui.consent import TrayConsentAsker
 from ava_tray.ui.icons import app_icon
+from ava_tray.ui.memory_window import MemoryWindow
+from ava_tray.ui.network import watch_network
 from ava_tray.ui.pyside_fix import guard_singletons
 from ava_tray.ui.settings_dialog import SettingsDialog
 from ava_tray.ui.single_instance import InstanceLock, hand_over
@@ -187,10 +190,27 @@ class AvaTrayApp:
         demo = replace(self.launch, demo=True)
         self.start_engine(self._engine_factory(self.settings, None, demo, self._history))
 
+    def show_memory(self) -> None:
+        """Open the Memory window (what AVA remembers across sessions)."""
+        if self.engine is None:
+            self.ui.notify(Notice("AVA", "AVA is not running yet: save an API key or try the demo first."))
+            return
+        window = self.ui.extra_windows.get("memory")
+        if not isinstance(window, MemoryWindow):
+            window = MemoryWindow(self.engine.toolbox.memory)
+            window.setWindowIcon(app_icon())
+            self.ui.extra_windows["memory"] = window
+        window.show()
+        window.raise_()
+        window.activateWindow()
+
     def start_engine(self, engine: AvaEngine) -> None:
         """Run `engine` on the loop and render its states."""
         self.engine = engine
         engine.muted = self._muted
+        engine.toolbox.registry.consent = TrayConsentAsker()
+        engine.toolbox.reminders.notifier = _TrayNotifier(self.ui)
+        watch_network(engine.supervisor.network_changed)
         engine.supervisor.subscribe(self.ui.on_state)
         self.engine_task = asyncio.ensure_future(engine.run())
         self.engine_task.add_done_callback(self._engine_ended)
@@ -264,6 +284,16 @@ class AvaTrayApp:
             lock.close()
         logger.info("AVA Tray quit")
         return 0
+
+
+class _TrayNotifier:
+    """Reminders and other tool notices as tray notifications."""
+
+    def __init__(self, ui: TrayUI) -> None:
+        self._ui = ui
+
+    def notify(self, title: str, text: str) -> None:
+        self._ui.notify(Notice(title, text))
 
 
 def install_quit_signals(on_quit: Callable[[], None]) -> Callable[[], None]:

@@ -49,6 +49,8 @@ class TrayHost(Protocol):
 
     def show_settings(self) -> None: ...
 
+    def show_memory(self) -> None: ...
+
     def set_start_at_login(self, enabled: bool) -> None: ...
 
     def quit(self) -> None: ...
@@ -86,6 +88,7 @@ class TrayUI(QObject):
         self.menu.addSeparator()
         self.status_window_action = self._action("Status…", self.show_status_window)
         self.history_action = self._action("Reconnect history…", self.show_history)
+        self.memory_action = self._action("Memory…", host.show_memory)
         self.settings_action = self._action("Settings…", host.show_settings)
         self.menu.addSeparator()
         self.login_action = QAction("Start at login", self.menu)

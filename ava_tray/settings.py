@@ -68,8 +68,8 @@ class Settings:
             found.append(str(exc))
         if self.voice not in VOICES:
             found.append(f"Unknown voice {self.voice!r}: choose one of {', '.join(VOICES)}.")
-        if not 10 <= self.rollover_margin <= 1200:
-            found.append("The rollover margin must be between 10 and 1200 seconds.")
+        if not 1 <= self.rollover_margin <= 1200:
+            found.append("The rollover margin must be between 1 and 1200 seconds.")
         if not 0 <= self.conversation_budget <= 100_000:
             found.append("The conversation budget must be between 0 and 100000 characters.")
         for name in ("delay_session_expired", "delay_connection_lost", "delay_other"):

@@ -32,6 +32,8 @@ PACKAGES=(
     dbus dbus-x11 gnome-keyring
     # test speech and audio tools
     espeak-ng sox
+    # building the installers (PyInstaller, strip, readelf; dpkg-deb is always there)
+    binutils
 )
 
 as_root() {

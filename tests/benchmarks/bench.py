@@ -1,0 +1,234 @@
+"""AVA Tray benchmarks against the local simulator, on real audio (PulseAudio null sinks).
+
+Run with `bash scripts/bench.sh` (it starts the services). Prints figures and, where there is one, a
+ratio against a baseline measured in the same run:
+  1. reconnect time per cause: session end → next session configured (baseline: the seed's fixed delay);
+  2. the deaf time at a planned expiry: rollover off (the seed's behaviour) against rollover on;
+  3. an unreachable server for 30 s: attempts made, and time from the port opening to a ready session;
+  4. client-side audio latency, p50 and p99 (mic block captured → sent; audio delta received → device);
+  5. CPU seconds per minute while connected and silent: console and tray, against a process that only
+     holds the same two audio streams open (the floor of the audio stack).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for the pulse helpers
+
+import pulse
+
+from ava_tray.engine import AvaEngine, LaunchOptions
+from ava_tray.history import ReconnectHistory
+from ava_tray.session import RolloverPolicy
+from ava_tray.settings import Settings
+from ava_tray.simulator import Fault, RealtimeSimulator
+from ava_tray.supervisor import Connected, Reconnecting, SupervisorState
+
+NO_ROLLOVER = RolloverPolicy(enabled=False)
+
+
+def header(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+async def wait_state(engine: AvaEngine, predicate: Callable[[SupervisorState], bool], patience: float) -> float:
+    """Wait until the supervisor's state matches; return the monotonic time it did."""
+    changed = asyncio.Event()
+    unsubscribe = engine.supervisor.subscribe(lambda _: changed.set())
+    try:
+        async with asyncio.timeout(patience):
+            while not predicate(engine.supervisor.state):
+                changed.clear()
+                await changed.wait()
+        return time.monotonic()
+    finally:
+        unsubscribe()
+
+
+def make_engine(simulator: RealtimeSimulator, rollover: RolloverPolicy = NO_ROLLOVER) -> AvaEngine:
+    settings = replace(Settings(), realtime_url=simulator.url)
+    return AvaEngine(settings, None, history=ReconnectHistory(None), launch=LaunchOptions(rollover=rollover))
+
+
+async def bench_reconnect_per_cause() -> None:
+    header("1. Reconnect time per cause: session end -> next session configured (real delays)")
+    async with RealtimeSimulator(record_audio=False) as simulator:
+        engine = make_engine(simulator)
+        task = asyncio.create_task(engine.run())
+        await wait_state(engine, lambda s: isinstance(s, Connected), 15)
+        cases: list[tuple[str, float, Callable[[], None]]] = [
+            ("session expired", 3.0, lambda: simulator.inject(Fault.EXPIRE_NOW)),
+            ("connection lost", 5.0, lambda: simulator.inject(Fault.DROP)),
+            ("other (HTTP 500)", 10.0, lambda: (simulator.inject(Fault.HTTP_500), simulator.inject(Fault.DROP))),
+        ]
+        print(f"{'cause':<18}{'seed delay':>11}{'measured':>11}{'overhead':>11}{'ratio':>8}")
+        for name, seed, trigger in cases:
+            attempt = engine.supervisor.attempt
+            trigger()
+            if name.startswith("other"):
+                await wait_state(engine, lambda s: isinstance(s, Reconnecting) and s.cause.value == "other", 15)
+            else:
+                await wait_state(engine, lambda s, a=attempt: isinstance(s, Reconnecting)  # type: ignore[misc]
+                                 and engine.supervisor.attempt == a, 15)
+            ended = time.monotonic()
+            await wait_state(engine, lambda s: isinstance(s, Connected), 30)
+            measured = time.monotonic() - ended
+            print(f"{name:<18}{seed:>10.1f}s{measured:>10.3f}s{(measured - seed) * 1000:>9.0f}ms"
+                  f"{measured / seed:>8.3f}", flush=True)
+        engine.stop()
+        await task
+
+
+async def deaf_time(rollover: RolloverPolicy, limit: float, handovers: int) -> tuple[float, int, int]:
+    """Continuous speech into the mic across `handovers` planned expiries; ms the server heard nothing."""
+    async with RealtimeSimulator(session_limit=limit, record_audio=False, speech_threshold=1e9) as simulator:
+        engine = make_engine(simulator, rollover)
+        task = asyncio.create_task(engine.run())
+        speech = pulse.speech_like_pcm(2.0)
+        async with pulse.feed_mic(speech, repeat=True):
+            await wait_state(engine, lambda s: isinstance(s, Connected), 15)
+            await simulator.wait_for(lambda: any(s.received_audio_ms > 500 for s in simulator.sessions), 10)
+            first = len(simulator.sessions) - 1
+            await simulator.wait_for(lambda: len(simulator.sessions) > first + handovers
+                                     and simulator.sessions[first + handovers].received_audio_ms > 500,
+                                     timeout=handovers * (limit + 15))
+        engine.stop()
+        await task
+    window = simulator.sessions[first:first + handovers + 1]
+    arrivals = sorted((t, ms) for s in window for t, ms in s.audio_arrivals)
+    span_ms = (arrivals[-1][0] - arrivals[0][0]) * 1000
+    received_ms = sum(ms for _, ms in arrivals[:-1])
+    return max(0.0, span_ms - received_ms) / handovers, simulator.max_concurrent, sum(
+        1 for s in window if s.close_code == 1001)
+
+
+async def bench_rollover_gap() -> None:
+    header("2. Deaf time at a planned expiry (continuous speech into the mic; 12 s sessions, 3 handovers)")
+    off, _, expired_off = await deaf_time(NO_ROLLOVER, 12.0, 3)
+    on, concurrent, expired_on = await deaf_time(RolloverPolicy(margin=4.0, hard_margin=1.5), 12.0, 3)
+    print(f"rollover off (the seed): {off:8.0f} ms per expiry   ({expired_off} sessions hit the limit)")
+    print(f"rollover on:             {on:8.0f} ms per handover ({expired_on} sessions hit the limit, "
+          f"at most {concurrent} open at once)")
+    print(f"gap removed: {off - on:.0f} ms per session end", flush=True)
+
+
+async def bench_unreachable() -> None:
+    header("3. Server unreachable for 30 s: attempts, and ready after the port opens")
+    async with RealtimeSimulator(record_audio=False) as simulator:
+        engine = make_engine(simulator)
+        task = asyncio.create_task(engine.run())
+        await wait_state(engine, lambda s: isinstance(s, Connected), 15)
+        await simulator.close_port()
+        before = engine.supervisor.attempt
+        simulator.inject(Fault.DROP)
+        await asyncio.sleep(30)
+        attempts = engine.supervisor.attempt - before
+        await simulator.open_port()
+        opened = time.monotonic()
+        await wait_state(engine, lambda s: isinstance(s, Connected), 15)
+        print(f"attempts while unreachable: {attempts}; ready {time.monotonic() - opened:.3f} s after the port opened")
+        engine.stop()
+        await task
+
+
+async def bench_latency(turns: int) -> None:
+    header(f"4. Client audio latency over {turns} spoken turns")
+    async with RealtimeSimulator(record_audio=False) as simulator:
+        engine = make_engine(simulator)
+        task = asyncio.create_task(engine.run())
+        await wait_state(engine, lambda s: isinstance(s, Connected), 15)
+        for turn in range(turns):
+            async with pulse.feed_mic(pulse.speech_like_pcm(1.0, seed=turn) + bytes(48_000)):
+                await simulator.wait_for(lambda n=turn: simulator.sessions[-1].replies_sent > n, 15)
+        engine.stop()
+        await task
+    for name, samples in (("mic block captured -> sent on the socket", engine.latency.mic_to_socket),
+                          ("audio delta received -> handed to the device", engine.latency.socket_to_device)):
+        p50, p99 = samples.percentile(0.5), samples.percentile(0.99)
+        print(f"{name:<46} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({len(samples.samples)} samples)")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure_process(argv: list[str], ready: Callable[[str], bool], seconds: float, env: dict[str, str]) -> float:
+    """CPU seconds per minute of a process once `ready(output)` holds, over `seconds`."""
+    proc = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL)
+    assert proc.stdout is not None
+    output = ""
+    try:
+        async with asyncio.timeout(30):
+            while not ready(output):
+                line = await proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"{argv} ended early:\n{output}")
+                output += line.decode(errors="replace")
+        drain = asyncio.create_task(proc.stdout.read())
+        start = cpu_seconds(proc.pid)
+        await asyncio.sleep(seconds)
+        used = cpu_seconds(proc.pid) - start
+        drain.cancel()
+        return used * 60.0 / seconds
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+FLOOR = """
+import sounddevice as sd, time, sys
+i = sd.RawInputStream(samplerate=24000, channels=1, dtype='int16', blocksize=480, callback=lambda *a: None)
+o = sd.RawOutputStream(samplerate=24000, channels=1, dtype='int16', blocksize=480,
+                       callback=lambda out, *a: out.__setitem__(slice(None), bytes(len(out))))
+i.start(); o.start(); print('ready', flush=True)
+time.sleep(3600)
+"""
+
+
+async def bench_cpu(seconds: float) -> None:
+    header(f"5. CPU while connected and silent ({seconds:.0f} s each, CPU seconds per minute)")
+    home = tempfile.mkdtemp(prefix="ava-bench-")
+    env = dict(os.environ, XDG_CONFIG_HOME=f"{home}/c", XDG_DATA_HOME=f"{home}/d", XDG_STATE_HOME=f"{home}/s")
+    floor = await measure_process([sys.executable, "-c", FLOOR], lambda out: "ready" in out, seconds, env)
+    console = await measure_process([sys.executable, "-m", "ava_tray", "--console", "--demo"],
+                                    lambda out: "Connected to Realtime API" in out, seconds, env)
+    print(f"{'audio streams only (floor)':<30}{floor:8.3f} s/min")
+    print(f"{'console AVA':<30}{console:8.3f} s/min  ({console / floor:.2f}x the floor)")
+    if os.environ.get("DISPLAY"):
+        tray = await measure_process([sys.executable, "-m", "ava_tray", "--demo", "--log-level", "INFO"],
+                                     lambda out: "-> Connected" in out, seconds, env)
+        print(f"{'tray AVA':<30}{tray:8.3f} s/min  ({tray / floor:.2f}x the floor, "
+              f"{tray / console:.2f}x the console)")
+    else:
+        print("tray AVA: skipped (no DISPLAY; run through scripts/bench.sh)")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="shorter runs (CPU 10 s, 3 turns, no 30 s outage)")
+    args = parser.parse_args()
+    if not pulse.pulse_available():
+        sys.exit("PulseAudio is not running: use `bash scripts/bench.sh`.")
+    subprocess.run(["pactl", "set-sink-volume", "speaker", "100%"], check=False)
+    await bench_reconnect_per_cause()
+    await bench_rollover_gap()
+    if not args.quick:
+        await bench_unreachable()
+    await bench_latency(3 if args.quick else 8)
+    await bench_cpu(10.0 if args.quick else 30.0)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

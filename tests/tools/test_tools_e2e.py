@@ -231,6 +231,13 @@ async def test_a_reminder_fires_once_across_a_reconnect(make_ava: Callable[..., 
     ava.simulator.inject(Fault.EXPIRE_NOW)
     await ava.configured(2)
     await wait_until(lambda: ava.notifier.shown, timeout=15, what="the reminder")
+    session = ava.simulator.sessions[-1]
+    # It is also spoken: the live session gets the reminder and is asked to say it.
+    await wait_until(lambda: any(e.get("type") == "conversation.item.create" and "stand up" in json.dumps(e)
+                                 for e in session.client_events), timeout=5, what="the spoken reminder")
+    await wait_until(lambda: any(e.get("type") == "response.create" for e in session.client_events),
+                     timeout=5, what="a response.create for the reminder")
+    await ava.simulator.wait_for(lambda: not session.open or session.replies_sent >= 1, timeout=10)
     await ava.call("calculate", {"expression": "1 + 1"})  # the new session works after it fired
     stored = ava.engine.toolbox.reminders.get(reminder["id"])
     assert stored is not None and stored.fired_at is not None and stored.fired_at >= stored.due_at

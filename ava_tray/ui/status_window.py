@@ -71,10 +71,10 @@ class StatusWindow(QWidget):
             buttons.addWidget(button)
 
         layout = QVBoxLayout(self)
-        if standalone:
-            note = QLabel(NO_TRAY_NOTE, self)
-            note.setWordWrap(True)
-            layout.addWidget(note)
+        self.note = QLabel(NO_TRAY_NOTE, self)
+        self.note.setWordWrap(True)
+        self.note.setVisible(standalone)
+        layout.addWidget(self.note)
         layout.addWidget(self.headline)
         layout.addWidget(self.detail)
         layout.addLayout(facts)
@@ -91,6 +91,13 @@ class StatusWindow(QWidget):
         layout.addLayout(extra)
         self.mute_box.setVisible(standalone)
         self.quit_button.setVisible(standalone)
+
+    def set_standalone(self, standalone: bool) -> None:
+        """With no tray this window stands in for it (mute, quit; closing quits); a tray that appears
+        later takes that role back."""
+        self.standalone = standalone
+        for widget in (self.note, self.mute_box, self.quit_button):
+            widget.setVisible(standalone)
 
     def show_status(self, status: TrayStatus, state: UiState, now: float, wall: float,
                records: list[ReconnectRecord], muted: bool) -> None:

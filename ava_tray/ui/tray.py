@@ -26,6 +26,7 @@ from ava_tray.ui.status import Notice, NotificationPolicy, TrayStatus, UiState, 
 from ava_tray.ui.status_window import StatusWindow
 
 logger = logging.getLogger(__name__)
+TRAY_RECHECK_MS = 2000
 
 DEBUG_STATE_ENV = "AVA_TRAY_DEBUG_STATE"
 NOTICE_MS = 10_000
@@ -109,6 +110,10 @@ class TrayUI(QObject):
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.timeout.connect(self.render)
+        # A tray host may start after AVA (start at login races the panel): look for it until it comes.
+        self.tray_watch = QTimer(self)
+        self.tray_watch.setInterval(TRAY_RECHECK_MS)
+        self.tray_watch.timeout.connect(self._check_for_tray)
 
         self._debug_path = Path(os.environ[DEBUG_STATE_ENV]) if os.environ.get(DEBUG_STATE_ENV) else None
         self._debug_written = ""
@@ -135,9 +140,21 @@ class TrayUI(QObject):
             self.tray.show()
         else:
             self.show_status_window()
+            self.tray_watch.start()
+
+    def _check_for_tray(self) -> None:
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            return
+        logger.info("a system tray appeared: moving the status there")
+        self.tray_watch.stop()
+        self.tray_available = True
+        self.status_window.set_standalone(False)
+        self.tray.show()
+        self.render()
 
     def hide(self) -> None:
         self.timer.stop()
+        self.tray_watch.stop()
         if self._debug_timer is not None:
             self._debug_timer.stop()
         self.tray.hide()

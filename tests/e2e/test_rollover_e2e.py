@@ -64,6 +64,8 @@ def loud_segments(monitor: pulse.SpeakerMonitor, bridge_ms: float = 40.0) -> lis
             if gap * pulse.WINDOW_MS >= bridge_ms:
                 segments.append(run * pulse.WINDOW_MS)
                 run = gap = 0
+    if run:
+        segments.append(run * pulse.WINDOW_MS)  # the last one, perhaps cut off by the end of the recording
     return segments
 
 
@@ -192,4 +194,4 @@ def test_loud_segments_bridge_only_short_dips() -> None:
     monitor = pulse.SpeakerMonitor()
     loud = (np.ones(2400) * 5000).astype("<i2").tobytes()
     monitor.pcm += loud + bytes(480) + loud + bytes(4800) + loud
-    assert loud_segments(monitor) == [200.0 + 10.0 + 100.0]
+    assert loud_segments(monitor) == [100.0 + 10.0 + 100.0, 100.0]

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
 import pytest
+from waits import wait_state
 
 from ava_tray.audio import VoiceIO
 from ava_tray.engine import AvaEngine, LaunchOptions
@@ -22,24 +23,10 @@ from ava_tray.realtime.ending import Cause
 from ava_tray.session import RolloverPolicy
 from ava_tray.settings import Settings
 from ava_tray.simulator import Fault, RealtimeSimulator
-from ava_tray.supervisor import Connected, Error, Reconnecting, Stopped, SupervisorState
+from ava_tray.supervisor import Connected, Error, Reconnecting, Stopped
 
 KEY = "sk-test-faults-" + "K3y" * 10
 NO_ROLLOVER = RolloverPolicy(enabled=False)  # these are the seed's fallback paths
-
-
-async def wait_state(engine: AvaEngine, predicate: Callable[[SupervisorState], bool], timeout: float = 10.0) -> None:
-    changed = asyncio.Event()
-    unsubscribe = engine.supervisor.subscribe(lambda _: changed.set())
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate(engine.supervisor.state):
-                changed.clear()
-                await changed.wait()
-    except TimeoutError:
-        raise AssertionError(f"state never matched; last was {engine.supervisor.state}") from None
-    finally:
-        unsubscribe()
 
 
 @dataclass

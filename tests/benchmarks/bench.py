@@ -26,33 +26,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for the pulse helpers
 
 import pulse
+from waits import wait_state
 
 from ava_tray.engine import AvaEngine, LaunchOptions
 from ava_tray.history import ReconnectHistory
 from ava_tray.session import RolloverPolicy
 from ava_tray.settings import Settings
 from ava_tray.simulator import Fault, RealtimeSimulator
-from ava_tray.supervisor import Connected, Reconnecting, SupervisorState
+from ava_tray.supervisor import Connected, Reconnecting
 
 NO_ROLLOVER = RolloverPolicy(enabled=False)
 
 
 def header(title: str) -> None:
     print(f"\n== {title}", flush=True)
-
-
-async def wait_state(engine: AvaEngine, predicate: Callable[[SupervisorState], bool], patience: float) -> float:
-    """Wait until the supervisor's state matches; return the monotonic time it did."""
-    changed = asyncio.Event()
-    unsubscribe = engine.supervisor.subscribe(lambda _: changed.set())
-    try:
-        async with asyncio.timeout(patience):
-            while not predicate(engine.supervisor.state):
-                changed.clear()
-                await changed.wait()
-        return time.monotonic()
-    finally:
-        unsubscribe()
 
 
 def make_engine(simulator: RealtimeSimulator, rollover: RolloverPolicy = NO_ROLLOVER) -> AvaEngine:

@@ -19,6 +19,7 @@ import pulse
 import pytest
 from openai.types.realtime import RealtimeClientEvent
 from pydantic import TypeAdapter
+from waits import wait_state
 
 from ava_tray.engine import AvaEngine, LaunchOptions
 from ava_tray.history import ReconnectHistory
@@ -133,18 +134,6 @@ async def test_five_rollovers_without_a_hole_or_a_gap_and_with_the_conversation(
             SDK.validate_python(items[0])
             assert "s of speech)" in items[0]["item"]["content"][0]["text"]
             assert new.session_updates[0]["session"]["output_modalities"] == ["audio"]
-
-
-async def wait_state(engine: AvaEngine, predicate: Any, patience: float = 15.0) -> None:
-    changed = asyncio.Event()
-    unsubscribe = engine.supervisor.subscribe(lambda _: changed.set())
-    try:
-        async with asyncio.timeout(patience):
-            while not predicate(engine.supervisor.state):
-                changed.clear()
-                await changed.wait()
-    finally:
-        unsubscribe()
 
 
 @pytest.fixture

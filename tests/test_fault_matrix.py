@@ -120,7 +120,7 @@ async def test_expiry_with_the_error_first_is_still_expiry(voice_io_factory: Cal
 async def test_half_open_socket_is_caught_by_keepalive(rig: Callable[..., asyncio.Future[Rig]]) -> None:
     r = await rig(keepalive=Keepalive(interval=0.3, timeout=0.3))
     r.simulator.inject(Fault.HALF_OPEN)
-    await wait_state(r.engine, lambda s: isinstance(s, Reconnecting), timeout=5)
+    await wait_state(r.engine, lambda s: isinstance(s, Reconnecting), patience=5)
     state = r.engine.supervisor.state
     assert isinstance(state, Reconnecting) and state.cause is Cause.CONNECTION_LOST and state.delay == 5.0
     assert state.ending.close_code == 1011

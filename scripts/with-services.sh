@@ -3,7 +3,8 @@
 #
 #   bash scripts/with-services.sh CMD [ARGS...]
 #
-# Starts, in a private temporary directory:
+# Starts, in a private temporary directory and in sessions of their own (so that Ctrl+C reaches only the
+# command, which can then close its audio streams before the services stop):
 #   - PulseAudio with null sinks `speaker` and `virtmic` and a source `mic` remapped from
 #     virtmic.monitor (defaults: speaker / mic), so PortAudio sees real, paced devices;
 #   - Xvfb on a free display with `trayer` as the system tray host (DISPLAY is exported);
@@ -87,7 +88,7 @@ if [[ -z ${AVA_NO_PULSE:-} ]]; then
     need pulseaudio pactl
     # auth-anonymous: the socket lives in our 0700 runtime dir, and clients then connect even if a
     # test points HOME elsewhere (the cookie lives under HOME).
-    pulseaudio --daemonize=no --exit-idle-time=-1 --disallow-exit -n --use-pid-file=no \
+    setsid pulseaudio --daemonize=no --exit-idle-time=-1 --disallow-exit -n --use-pid-file=no \
         --load="module-native-protocol-unix auth-anonymous=1" \
         --load="module-null-sink sink_name=speaker" \
         --load="module-null-sink sink_name=virtmic" \
@@ -110,7 +111,7 @@ if [[ -z ${AVA_NO_X:-} ]]; then
     need Xvfb trayer xdotool
     # -displayfd: Xvfb takes the first free display itself (atomically, by its lock file) and writes
     # the number once it accepts connections, so parallel runs never race for a display number.
-    Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp \
+    setsid Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp \
         3>"$svc_dir/display" </dev/null >"$svc_dir/xvfb.log" 2>&1 &
     pids+=($!)
     poll "$SERVICE_TIMEOUT_S" Xvfb "$!" grep -q '^[0-9]' "$svc_dir/display"
@@ -121,7 +122,7 @@ if [[ -z ${AVA_NO_X:-} ]]; then
     n=$(head -n 1 "$svc_dir/display")
     export DISPLAY=":$n"
     unset WAYLAND_DISPLAY
-    trayer --edge top --align right --widthtype request --height 32 --SetDockType true --transparent false \
+    setsid trayer --edge top --align right --widthtype request --height 32 --SetDockType true --transparent false \
         </dev/null >"$svc_dir/trayer.log" 2>&1 &
     pids+=($!)
     poll "$SERVICE_TIMEOUT_S" trayer "$!" xdotool search --class trayer
@@ -137,7 +138,7 @@ if [[ -z ${AVA_NO_KEYRING:-} ]]; then
     need dbus-daemon dbus-send gnome-keyring-daemon
     # Our own session bus rather than dbus-run-session: same bus, but we know every PID to stop and
     # the daemon's chatter goes to a log instead of the command's stderr.
-    dbus-daemon --session --nofork --nopidfile --address="unix:path=$XDG_RUNTIME_DIR/bus" \
+    setsid dbus-daemon --session --nofork --nopidfile --address="unix:path=$XDG_RUNTIME_DIR/bus" \
         </dev/null >"$svc_dir/dbus.log" 2>&1 &
     pids+=($!)
     export DBUS_SESSION_BUS_ADDRESS="unix:path=$XDG_RUNTIME_DIR/bus"
@@ -147,7 +148,7 @@ if [[ -z ${AVA_NO_KEYRING:-} ]]; then
         1) die "dbus-daemon exited at start: $(tail -n 3 "$svc_dir/dbus.log" | tr '\n' ' ')" ;;
         2) die "the D-Bus session bus did not answer within ${SERVICE_TIMEOUT_S} s." ;;
     esac
-    printf pw | gnome-keyring-daemon --foreground --unlock --components=secrets \
+    printf pw | setsid gnome-keyring-daemon --foreground --unlock --components=secrets \
         >"$svc_dir/keyring.log" 2>&1 &
     pids+=($!)
     secrets_owned() {

@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --demo: end each simulated session after this many seconds")
     parser.add_argument("--rollover", action=argparse.BooleanOptionalAction, default=None,
                         help="renew sessions seamlessly before their limit (default: on, see Settings)")
+    parser.add_argument("--audio-mode", choices=["speakers", "headphones", "automatic"],
+                        help="speakers: echo cancellation; headphones: none; automatic: by the output device's "
+                             "name (default: as in Settings)")
     parser.add_argument("--set-key", action="store_true",
                         help="read an API key from standard input into the OS keyring")
     parser.add_argument("--forget-key", action="store_true", help="remove the API key from the OS keyring")
@@ -97,6 +100,14 @@ def launch_options(args: argparse.Namespace, settings: Settings) -> LaunchOption
     return LaunchOptions(demo=args.demo, session_limit=args.session_limit, rollover=rollover)
 
 
+def with_command_line(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The saved settings with this run's overrides (`--audio-mode`); nothing is saved."""
+    from dataclasses import replace
+
+    mode = getattr(args, "audio_mode", None)
+    return replace(settings, audio_mode=mode) if mode else settings
+
+
 def run_console(args: argparse.Namespace) -> int:
     from ava_tray import keystore
     from ava_tray.console import run_console as run
@@ -104,7 +115,7 @@ def run_console(args: argparse.Namespace) -> int:
     from ava_tray.settings import SettingsStore
 
     store = SettingsStore()
-    settings = store.load()
+    settings = with_command_line(store.load(), args)
     if store.warning:
         print(store.warning, file=sys.stderr)
     api_key = None

@@ -39,7 +39,7 @@ def default_voice_io_factory(settings: Settings) -> Callable[[], VoiceIO]:
 
     def make() -> VoiceIO:
         return SoundDeviceVoiceIO(input_device=settings.input_device or None,
-                                  output_device=settings.output_device or None)
+                                  output_device=settings.output_device or None, audio_mode=settings.audio_mode)
 
     return make
 

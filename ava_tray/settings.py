@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import QSettings
 
 from ava_tray import paths
+from ava_tray.audio.echo import AUDIO_MODES
 from ava_tray.realtime.connection import DEFAULT_URL, EndpointError, check_endpoint
 from ava_tray.realtime.events import SessionConfig
 from ava_tray.session import RolloverPolicy
@@ -47,6 +48,9 @@ class Settings:
     save_transcript: bool = False
     allowed_tools: str = ""
     """Comma-separated names of side-effecting tools that may run without asking first."""
+    audio_mode: str = "automatic"
+    """"speakers" (echo cancellation), "headphones" (none) or "automatic" (on unless the output device's
+    name says headset, headphones or Bluetooth); see ava_tray/audio/echo.py."""
 
     def session_config(self) -> SessionConfig:
         return SessionConfig(model=self.model, voice=self.voice, instructions=self.instructions)
@@ -68,6 +72,8 @@ class Settings:
             found.append(str(exc))
         if self.voice not in VOICES:
             found.append(f"Unknown voice {self.voice!r}: choose one of {', '.join(VOICES)}.")
+        if self.audio_mode not in AUDIO_MODES:
+            found.append(f"Unknown audio mode {self.audio_mode!r}: choose one of {', '.join(AUDIO_MODES)}.")
         if not 1 <= self.rollover_margin <= 1200:
             found.append("The rollover margin must be between 1 and 1200 seconds.")
         if not 0 <= self.conversation_budget <= 100_000:

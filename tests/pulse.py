@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 import wave
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -283,6 +283,33 @@ async def monitor_speaker(*, rate: int = RATE) -> AsyncIterator[SpeakerMonitor]:
         yield monitor
     finally:
         await monitor.stop()
+
+
+# --- an echo path: the speaker heard by the microphone, as on a laptop -----------------------------------
+
+LOOPBACK_VOLUME = "80%"
+"""PulseAudio volumes are cubic: 80% is about -6 dB, so AVA's voice reaches the microphone at about half its
+level (RMS ~1000-1500 against the simulator VAD's 500), like laptop speakers beside the microphone."""
+
+
+def _pactl(*args: str) -> str:
+    return subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+
+
+@contextlib.contextmanager
+def echo_path(latency_ms: int = 60, volume: str = LOOPBACK_VOLUME) -> Iterator[None]:
+    """Loop what the speaker plays back into the virtual microphone (module-loopback), attenuated."""
+    before = {line.split("\t")[0] for line in _pactl("list", "short", "sink-inputs").splitlines() if line}
+    module = _pactl("load-module", "module-loopback", "source=speaker.monitor", "sink=virtmic",
+                    f"latency_msec={latency_ms}", "source_dont_move=true", "sink_dont_move=true")
+    try:
+        inputs = [line.split("\t") for line in _pactl("list", "short", "sink-inputs").splitlines() if line]
+        ours = [fields[0] for fields in inputs if fields[0] not in before and fields[3] == "module-loopback.c"]
+        assert ours, f"the loopback's sink input was not found in {inputs}"
+        _pactl("set-sink-input-volume", ours[0], volume)
+        yield
+    finally:
+        _pactl("unload-module", module)
 
 
 # --- a private, killable sound server ------------------------------------------------------------------

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut
+from ava_tray.audio.echo import AUDIO_MODES, EchoFrontEnd, processing_for
 from ava_tray.audio.playback import PlaybackBuffer
 from ava_tray.audio.resample import LinearResampler
 
@@ -123,11 +124,18 @@ class SoundDeviceVoiceIO:
         loop: asyncio.AbstractEventLoop | None = None,
         device_rate: int | None = None,
         on_failure: Callable[[AudioDeviceError], None] | None = None,
+        audio_mode: str = "headphones",
     ) -> None:
         """`device_rate` forces the rate the devices are opened at (tests, devices that misreport);
-        `on_failure` is called on the loop when a running stream dies (see `failure`)."""
+        `on_failure` is called on the loop when a running stream dies (see `failure`);
+        `audio_mode` is Settings.audio_mode (the default here, "headphones", leaves the microphone raw)."""
         if not 1 <= block_ms <= 20:
             raise ValueError(f"block_ms must be between 1 and 20, got {block_ms}")
+        if audio_mode not in AUDIO_MODES:
+            raise ValueError(f"audio_mode must be one of {', '.join(AUDIO_MODES)}, got {audio_mode!r}")
+        self._audio_mode = audio_mode
+        self.echo: EchoFrontEnd | None = None
+        """The microphone's front end (echo cancellation or half-duplex), once open."""
         self._input_device = input_device
         self._output_device = output_device
         self._block_ms = block_ms
@@ -176,6 +184,11 @@ class SoundDeviceVoiceIO:
     def failure(self) -> AudioDeviceError | None:
         """Set when a stream stopped while it should have been running (device unplugged, server died)."""
         return self._failure
+
+    @property
+    def echo_state(self) -> str | None:
+        """"on", "off (headphones)" or "unavailable: half-duplex" once open."""
+        return self.echo.state if self.echo else None
 
     @property
     def input_rate(self) -> int | None:
@@ -282,6 +295,7 @@ class SoundDeviceVoiceIO:
         try:
             self._input = self._choose(sd, "input", self._input_device)
             self._output = self._choose(sd, "output", self._output_device)
+            self.echo = EchoFrontEnd(processing_for(self._audio_mode, self._output.name), output_rate=self._output.rate)
             in_stream = self._make_stream(sd, "input", self._input, loop)
             opened.append(in_stream)
             out_stream = self._make_stream(sd, "output", self._output, loop)
@@ -295,11 +309,21 @@ class SoundDeviceVoiceIO:
                     stream.start()
                 except (sd.PortAudioError, OSError) as exc:
                     raise self._open_error(kind, choice.name, exc) from exc
+            self.echo.set_delay_ms(self._latency_ms(in_stream, out_stream))
             return in_stream, out_stream
         except BaseException:
             self._closing = True  # the finished callbacks of what we close now are no failure
             self._close_streams(opened)
             raise
+
+    @staticmethod
+    def _latency_ms(*streams: Any) -> int:
+        """The devices' reported input plus output latency, in ms (0 if unknown)."""
+        total = 0.0
+        for stream in streams:
+            with contextlib.suppress(Exception):
+                total += float(stream.latency)
+        return round(total * 1000)
 
     def _choose(self, sd: Any, kind: Kind, wanted: str | int | None) -> _DeviceChoice:
         """Find the device and the rate to open it at, or raise a user-facing `AudioDeviceError`."""
@@ -395,6 +419,7 @@ class SoundDeviceVoiceIO:
 
     def _output_callback(self) -> Callable[[Any, int, Any, Any], None]:
         playback = self._playback
+        echo = self.echo
 
         def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
             if status:
@@ -402,8 +427,11 @@ class SoundDeviceVoiceIO:
                     self.underflows += 1
                 if status.output_overflow:
                     self.overflows += 1
-            if playback.fill(outdata, len(outdata)):
+            audible = playback.fill(outdata, len(outdata)) > 0
+            if audible:
                 self.played_blocks += 1
+            if echo is not None:
+                echo.on_output(outdata, audible)  # a copy under a short lock: the reference for the canceller
 
         return callback
 
@@ -425,16 +453,19 @@ class SoundDeviceVoiceIO:
     # --- on the loop ---------------------------------------------------------------------------
 
     def _deliver_mic(self, raw: bytes, captured_at: float) -> None:
-        """Hand a microphone block on, resampled to 24 kHz in blocks of exactly `block_ms` if needed.
+        """Hand a microphone block on: resampled to 24 kHz if needed, through the echo front end, in blocks
+        of exactly `block_ms`.
 
         Blocks still queued on the loop when `close()` began are dropped.
         """
         if self._closing or self._on_mic_block is None:
             return
-        if self._mic_resampler is None:
+        echo = self.echo
+        if self._mic_resampler is None and (echo is None or echo.processing == "off"):
             self._on_mic_block(raw, captured_at)
             return
-        self._mic_pending += self._mic_resampler.process_bytes(raw)
+        pcm = self._mic_resampler.process_bytes(raw) if self._mic_resampler else raw
+        self._mic_pending += echo.process(pcm, captured_at) if echo else pcm
         size = WIRE_RATE * self._block_ms // 1000 * _SAMPLE_BYTES
         while len(self._mic_pending) >= size:
             block = bytes(self._mic_pending[:size])

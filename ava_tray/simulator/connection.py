@@ -637,6 +637,14 @@ class SimulatedConnection:
         self._begin_reply("function_call", lambda reply: self._send_function_call(reply, name, arguments))
         return True
 
+    def start_audio_reply(self, seconds: float) -> bool:
+        """Send an unsolicited synthetic-voice reply of `seconds` now if the session is idle; False if not."""
+        if not self.idle:
+            return False
+        audio = synthetic_voice(seconds)
+        self._begin_reply("audio", lambda reply: self._send_audio_reply(reply, audio, SYNTHETIC_TRANSCRIPT))
+        return True
+
     def _start_reply(self, pcm: bytes | None) -> None:
         """Reply to a turn: a requested function call if one is queued, else audio."""
         call = self._sim._take_function_call()

@@ -264,6 +264,16 @@ class RealtimeSimulator:
                     self._function_calls.appendleft(call)
                 break
 
+    def request_reply(self, seconds: float) -> bool:
+        """Send an audio reply of `seconds` (synthetic voice) without a user turn, on the newest idle
+        session; False when no session is idle (tests of echo: AVA speaking with nobody talking)."""
+        if seconds <= 0:
+            raise ValueError("seconds must be positive")
+        for connection in reversed(self._connections):
+            if connection.idle:
+                return connection.start_audio_reply(seconds)
+        return False
+
     def _take_function_call(self) -> tuple[str, dict[str, Any]] | None:
         return self._function_calls.popleft() if self._function_calls else None
 

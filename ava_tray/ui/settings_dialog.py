@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ava_tray import keystore
+from ava_tray.audio.echo import AUDIO_MODE_LABELS, AUDIO_MODES
 from ava_tray.settings import VOICES, Settings
 from ava_tray.ui.connection_check import ConnectionCheck, check_connection
 
@@ -116,6 +117,12 @@ class SettingsDialog(QDialog):
         inputs, outputs = (list_devices or _default_devices)()
         self.input_box = self._device_box(inputs, settings.input_device)
         self.output_box = self._device_box(outputs, settings.output_device)
+        self.audio_mode_box = QComboBox(self)
+        for mode in AUDIO_MODES:
+            self.audio_mode_box.addItem(AUDIO_MODE_LABELS[mode], mode)
+        self.audio_mode_box.setCurrentIndex(max(0, self.audio_mode_box.findData(settings.audio_mode)))
+        self.audio_mode_box.setToolTip("Echo cancellation keeps AVA from hearing (and interrupting) itself "
+                                       "on speakers; automatic turns it off for headsets and Bluetooth.")
         self.delay_expired = self._delay_box(settings.delay_session_expired)
         self.delay_lost = self._delay_box(settings.delay_connection_lost)
         self.delay_other = self._delay_box(settings.delay_other)
@@ -125,6 +132,7 @@ class SettingsDialog(QDialog):
         form.addRow("Endpoint URL:", self.url_edit)
         form.addRow("Microphone:", self.input_box)
         form.addRow("Speaker:", self.output_box)
+        form.addRow("Audio:", self.audio_mode_box)
         form.addRow("Reconnect after expiry:", self.delay_expired)
         form.addRow("Reconnect after a drop:", self.delay_lost)
         form.addRow("Reconnect after other errors:", self.delay_other)
@@ -251,6 +259,7 @@ class SettingsDialog(QDialog):
             realtime_url=self.url_edit.text().strip(),
             input_device=str(self.input_box.currentData() or ""),
             output_device=str(self.output_box.currentData() or ""),
+            audio_mode=str(self.audio_mode_box.currentData() or "automatic"),
             delay_session_expired=self.delay_expired.value(),
             delay_connection_lost=self.delay_lost.value(),
             delay_other=self.delay_other.value(),

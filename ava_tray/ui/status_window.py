@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ava_tray.audio import echo
 from ava_tray.history import ReconnectRecord, last_cause, reconnects_since, start_of_today
 from ava_tray.supervisor import Connected
 from ava_tray.ui.status import TrayStatus, UiState, format_age
@@ -54,11 +55,13 @@ class StatusWindow(QWidget):
         self.reconnects_today = QLabel(self)
         self.last_cause = QLabel(self)
         self.last_cause.setWordWrap(True)
+        self.echo_state = QLabel("—", self)
 
         facts = QFormLayout()
         facts.addRow("Session:", self.session_age)
         facts.addRow("Reconnects today:", self.reconnects_today)
         facts.addRow("Last cause:", self.last_cause)
+        facts.addRow("Echo cancellation:", self.echo_state)
 
         self.restart_button = QPushButton("Restart now", self)
         self.settings_button = QPushButton("Settings…", self)
@@ -112,6 +115,8 @@ class StatusWindow(QWidget):
         else:
             stamp = time.strftime("%H:%M", time.localtime(last.at))
             self.last_cause.setText(f"{last.message} ({stamp})")
+        # on / off (headphones) / unavailable: half-duplex, as the last opened audio devices decided.
+        self.echo_state.setText(echo.last_state() or "— (decided when the audio devices open)")
         self.restart_button.setEnabled(status.can_restart)
         self.mute_box.setEnabled(status.can_mute)
         if self.mute_box.isChecked() != muted:

@@ -177,6 +177,7 @@ def test_build_figures(build: Build) -> None:
     print("\n" + "\n".join(lines))
     _record("sizes.txt", "\n".join(lines) + "\n")
     assert "ava-tray/ava-tray" in listing and "ava-tray/_internal/libportaudio.so.2" in listing
+    assert "ava-tray/_internal/livekit/rtc/resources/liblivekit_ffi.so" in listing  # echo cancellation
     assert not re.search(r"lib(gtk|gdk|cairo|pango|Qt6(Qml|Quick|Pdf|WebEngine))", listing), "unwanted libraries"
     assert "/translations/" not in listing
     assert unpacked < 2 * MAX_UNPACKED_MB and tarball < 2 * MAX_TARBALL_MB
@@ -223,6 +224,7 @@ def test_installed_self_test_without_system_portaudio(installed: Path, tmp_path:
     portaudio = next(line for line in result.stdout.splitlines() if " portaudio: " in line)
     assert portaudio.startswith("OK") and f"({installed}/_internal/libportaudio.so.2)" in portaudio
     assert re.search(r"^OK +simulated session: .*completed", result.stdout, re.M)
+    assert re.search(r"^OK +echo cancellation: active: \d+ dB", result.stdout, re.M), "the bundled livekit_ffi loads"
     assert "frozen at /opt/ava-tray/_internal" in result.stdout
 
 

@@ -64,10 +64,22 @@ def test_headless_self_test_passes(tmp_path: Path) -> None:
         assert "keyring.backends.fail" in lines["keyring"][1] and "OPENAI_API_KEY" in lines["keyring"][1]
     assert lines["portaudio"][0] == "OK" and "PortAudio" in lines["portaudio"][1]
     assert lines["audio devices"][0] in ("OK", "WARN")
-    assert lines["echo cancellation"] == ("INFO", "not built yet")
+    status, detail = lines["echo cancellation"]
+    assert status == "OK" and detail.startswith("active: ") and "dB of a synthetic 60 ms echo removed" in detail
+    assert int(detail.split()[1]) >= 40
     status, detail = lines["simulated session"]
     assert status == "OK" and "completed" in detail and "closed 1000" in detail
     assert result.stdout.splitlines()[-1].startswith("self-test passed: ")
+
+
+def test_missing_echo_library_is_a_warning_half_duplex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVEKIT_LIB_PATH", str(tmp_path / "missing" / "liblivekit_ffi.so"))  # a real dlopen failure
+    result = run_self_test(tmp_path)
+    lines = report(result)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_no_traceback(result)
+    status, detail = lines["echo cancellation"]
+    assert status == "WARN" and detail.startswith("unavailable: half-duplex (the audio processing library did not load")
 
 
 def test_missing_portaudio_is_a_failure_with_a_sentence(tmp_path: Path) -> None:

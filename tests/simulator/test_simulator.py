@@ -297,6 +297,19 @@ async def test_a_queued_function_call_replaces_the_next_reply(simulator: Realtim
     await client.ws.close()
 
 
+async def test_request_reply_sends_audio_without_a_user_turn(simulator: RealtimeSimulator) -> None:
+    assert not simulator.request_reply(0.2)  # no session yet
+    client = await open_client(simulator)
+    await client.send(session_update())
+    await client.until("rate_limits.updated")
+    assert simulator.request_reply(0.2)
+    assert not simulator.request_reply(0.2)  # one reply at a time
+    events = await client.until("response.done")
+    assert 190 <= audio_ms(events) <= 210 and events[-1]["response"]["status"] == "completed"
+    assert simulator.sessions[0].speech_started == 0
+    await client.ws.close()
+
+
 async def test_malformed_and_unknown_client_events_get_errors(simulator: RealtimeSimulator) -> None:
     client = await open_client(simulator)
     await client.ws.send("{not json")

@@ -88,6 +88,20 @@ def test_invalid_values_are_refused_with_a_sentence(qtbot: QtBot, no_keyring: No
     assert saved == [] and "unencrypted" in dialog.error_label.text()
 
 
+def test_the_audio_mode_is_chosen_in_one_box_and_saved(qtbot: QtBot, tmp_path: Path, no_keyring: None) -> None:
+    store = SettingsStore(tmp_path / "settings.ini")
+    dialog = SettingsDialog(store.load(), on_save=store.save, list_devices=lambda: DEVICES)
+    qtbot.addWidget(dialog)
+    box = dialog.audio_mode_box
+    assert [box.itemData(i) for i in range(box.count())] == ["automatic", "speakers", "headphones"]
+    assert box.currentData() == "automatic"
+    box.setCurrentIndex(box.findData("speakers"))
+    assert dialog.save()
+    assert store.load().audio_mode == "speakers"
+    again = make_dialog(qtbot, store.load(), [])
+    assert again.audio_mode_box.currentText() == "Speakers (echo cancellation)"
+
+
 def test_a_missing_device_stays_selected_and_says_so(qtbot: QtBot, no_keyring: None) -> None:
     dialog = make_dialog(qtbot, replace(Settings(), output_device="Old DAC"), [])
     assert dialog.output_box.currentText() == "Old DAC (not found)"

@@ -1,0 +1,271 @@
+"""The microphone's front end: echo cancellation (WebRTC's audio processing module) or half-duplex.
+
+On laptop speakers AVA's own voice leaks into the microphone; the server's VAD would take it for the
+user and AVA would cut itself off. `EchoFrontEnd` removes that echo before a block leaves the device
+layer, using the WebRTC audio processing module shipped in the `livekit` package
+(`livekit.rtc.AudioProcessingModule`: AEC3, noise suppression, high-pass filter), at 24 kHz in 10 ms frames.
+
+Where the work runs, and why it stays in time order:
+- The speaker's callback (PortAudio's thread) only copies what it hands to the device, stamped with
+  `time.monotonic()`, into a lock-protected reference queue: a few microseconds, never blocking.
+- On the event loop, before a microphone block captured at time *t* is processed, every reference chunk
+  stamped at or before *t* goes through `process_reverse_stream`, then the block through `process_stream`.
+  So the far end always reaches the canceller before the near-end audio that could contain its echo,
+  however late the loop runs; a stalled loop delays both sides alike.
+- The reference is exactly what the output device got (silence padding included), brought back to 24 kHz
+  with the same linear resampler family when the device runs at another rate.
+
+When the library cannot load (ImportError/OSError) the front end falls back to half-duplex: while AVA
+speaks, and for a short tail after, the microphone sends silence (the user cannot interrupt AVA then).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import numpy as np
+
+from ava_tray.audio.resample import LinearResampler
+
+logger = logging.getLogger(__name__)
+
+RATE: Final = 24000
+FRAME_SAMPLES: Final = RATE // 100
+"""The audio processing module takes exactly 10 ms per call."""
+FRAME_BYTES: Final = FRAME_SAMPLES * 2
+
+AUDIO_MODES: Final = ("automatic", "speakers", "headphones")
+"""Settings.audio_mode: speakers = echo cancellation, headphones = none, automatic = by the output's name."""
+AUDIO_MODE_LABELS: Final = {
+    "automatic": "Automatic (headsets off, speakers on)",
+    "speakers": "Speakers (echo cancellation)",
+    "headphones": "Headphones (no echo cancellation)",
+}
+
+HEADSET_WORDS: Final = ("headset", "headphone", "earphone", "earbud", "airpods", "buds", "bluetooth", "bluez",
+                        "hands-free", "handsfree", "a2dp", "hfp", "hsp")
+"""Words in an output device's name that mean the sound goes to the ears, not into the room."""
+
+HALF_DUPLEX_TAIL_S: Final = 0.3
+"""After AVA's last audible block the microphone stays muted this long (plus the devices' latency)."""
+REFERENCE_LIMIT_S: Final = 2.0
+"""Reference audio kept for the loop at most; older chunks are dropped (a stalled loop loses echo, not memory)."""
+
+Processing = Literal["aec", "half-duplex", "off"]
+
+STATE_ON: Final = "on"
+STATE_HEADPHONES: Final = "off (headphones)"
+STATE_UNAVAILABLE: Final = "unavailable: half-duplex"
+
+
+def looks_like_headset(device_name: str) -> bool:
+    """True when an output device's name says headphones, a headset or Bluetooth."""
+    name = device_name.lower()
+    return any(word in name for word in HEADSET_WORDS)
+
+
+def wants_echo_cancellation(mode: str, output_name: str) -> bool:
+    """Whether `mode` ("speakers", "headphones", "automatic") asks for echo cancellation on this output."""
+    if mode == "speakers":
+        return True
+    if mode == "headphones":
+        return False
+    return not looks_like_headset(output_name)
+
+
+_load_error: str | None = None
+_loaded = False
+
+
+def load_error() -> str | None:
+    """Why the audio processing library cannot be used here, or None when it loads."""
+    global _loaded, _load_error
+    if not _loaded:
+        try:
+            _new_apm()
+        except (ImportError, OSError) as exc:
+            _load_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            logger.warning("echo cancellation unavailable (half-duplex instead): %s", _load_error)
+        _loaded = True
+    return _load_error
+
+
+def _new_apm() -> Any:
+    """A fresh WebRTC audio processing module: echo cancellation, noise suppression, high-pass filter."""
+    from livekit import rtc
+
+    return rtc.AudioProcessingModule(echo_cancellation=True, noise_suppression=True, high_pass_filter=True)
+
+
+def processing_for(mode: str, output_name: str) -> Processing:
+    """What the front end does for this mode and output device, given whether the library loads."""
+    if not wants_echo_cancellation(mode, output_name):
+        return "off"
+    return "half-duplex" if load_error() is not None else "aec"
+
+
+def state_line(processing: Processing) -> str:
+    """The status window's and self-test's words for a processing choice."""
+    return {"aec": STATE_ON, "off": STATE_HEADPHONES, "half-duplex": STATE_UNAVAILABLE}[processing]
+
+
+_last_state: str | None = None
+
+
+def last_state() -> str | None:
+    """The echo state of the most recently opened audio devices (None before any opened)."""
+    return _last_state
+
+
+def expected_state(mode: str, output_name: str) -> str:
+    """What the state will be for these settings: the last opened devices' state if any, else a prediction."""
+    return _last_state or state_line(processing_for(mode, output_name))
+
+
+@dataclass
+class EchoStats:
+    """Counters for benchmarks and logs."""
+
+    far_frames: int = 0
+    near_frames: int = 0
+    muted_frames: int = 0
+    dropped_reference_chunks: int = 0
+    cpu_seconds: float = 0.0
+    """Time spent in the processing module (both directions)."""
+
+
+class EchoFrontEnd:
+    """Cleans microphone audio of AVA's own voice; see the module docstring for the threading."""
+
+    def __init__(self, processing: Processing, *, output_rate: int = RATE, delay_ms: int = 0) -> None:
+        self.processing: Processing = processing
+        self.stats = EchoStats()
+        self._delay_ms = max(0, min(500, delay_ms))
+        self._lock = threading.Lock()
+        self._reference: collections.deque[tuple[float, bytes]] = collections.deque()
+        self._reference_bytes = 0
+        self._reference_limit = int(output_rate * REFERENCE_LIMIT_S) * 2
+        self._resampler = LinearResampler(output_rate, RATE) if output_rate != RATE else None
+        self._far_pending = bytearray()
+        self._near_pending = bytearray()
+        self._last_audible = float("-inf")
+        self._apm: Any = None
+        self._frame_type: Any = None
+        if processing == "aec":
+            from livekit import rtc
+
+            self._apm = _new_apm()
+            self._frame_type = rtc.AudioFrame
+        global _last_state
+        _last_state = state_line(processing)
+        logger.info("echo cancellation: %s", _last_state)
+
+    @property
+    def state(self) -> str:
+        """"on", "off (headphones)" or "unavailable: half-duplex"."""
+        return state_line(self.processing)
+
+    def set_delay_ms(self, delay_ms: int) -> None:
+        """The devices' output plus input latency: a hint for the canceller, and the half-duplex tail."""
+        self._delay_ms = max(0, min(500, delay_ms))
+
+    # --- the speaker's thread ------------------------------------------------------------------
+
+    def on_output(self, outdata: Any, audible: bool) -> None:
+        """Called in the output callback with the block just handed to the device; never blocks for long."""
+        now = time.monotonic()
+        if audible:
+            self._last_audible = now
+        if self.processing != "aec":
+            return
+        chunk = bytes(outdata)
+        with self._lock:
+            self._reference.append((now, chunk))
+            self._reference_bytes += len(chunk)
+            while self._reference_bytes > self._reference_limit:
+                _, old = self._reference.popleft()
+                self._reference_bytes -= len(old)
+                self.stats.dropped_reference_chunks += 1
+
+    # --- the event loop ------------------------------------------------------------------------
+
+    def process(self, pcm: bytes, captured_at: float) -> bytes:
+        """Turn a 24 kHz microphone block into what the session should hear (whole 10 ms frames only:
+        a partial frame waits for the next block, so the output may be shorter or longer than `pcm`)."""
+        if self.processing == "off":
+            return pcm
+        if self.processing == "half-duplex":
+            tail = HALF_DUPLEX_TAIL_S + self._delay_ms / 1000
+            if captured_at < self._last_audible + tail:
+                self.stats.muted_frames += len(pcm) // FRAME_BYTES
+                return bytes(len(pcm))
+            return pcm
+        self._feed_reference(captured_at)
+        self._near_pending += pcm
+        whole = len(self._near_pending) - len(self._near_pending) % FRAME_BYTES
+        if not whole:
+            return b""
+        out = bytearray(self._near_pending[:whole])
+        del self._near_pending[:whole]
+        began = time.perf_counter()
+        view = memoryview(out)
+        for start in range(0, whole, FRAME_BYTES):
+            frame = self._frame_type(view[start : start + FRAME_BYTES], RATE, 1, FRAME_SAMPLES)
+            self._apm.set_stream_delay_ms(self._delay_ms)
+            self._apm.process_stream(frame)
+            out[start : start + FRAME_BYTES] = frame.data.cast("B")
+            self.stats.near_frames += 1
+        self.stats.cpu_seconds += time.perf_counter() - began
+        return bytes(out)
+
+    def _feed_reference(self, until: float) -> None:
+        """Give the canceller every reference chunk the speaker took at or before `until`, in order."""
+        chunks: list[bytes] = []
+        with self._lock:
+            while self._reference and self._reference[0][0] <= until:
+                _, chunk = self._reference.popleft()
+                self._reference_bytes -= len(chunk)
+                chunks.append(chunk)
+        if not chunks:
+            return
+        for chunk in chunks:
+            self._far_pending += self._resampler.process_bytes(chunk) if self._resampler else chunk
+        whole = len(self._far_pending) - len(self._far_pending) % FRAME_BYTES
+        began = time.perf_counter()
+        for start in range(0, whole, FRAME_BYTES):
+            frame = self._frame_type(bytes(self._far_pending[start : start + FRAME_BYTES]), RATE, 1, FRAME_SAMPLES)
+            self._apm.process_reverse_stream(frame)
+            self.stats.far_frames += 1
+        del self._far_pending[:whole]
+        self.stats.cpu_seconds += time.perf_counter() - began
+
+
+def measure_echo_removal(seconds: float = 4.0, delay_ms: int = 60, gain: float = 0.5) -> float:
+    """A real round of the processing module on a synthetic echo (noise-like far end, `delay_ms` late,
+    attenuated by `gain`); return the echo removed over the last half, in dB. Raises if it cannot load."""
+    apm = _new_apm()
+    from livekit import rtc
+
+    rng = np.random.default_rng(7)
+    n = int(seconds * RATE) // FRAME_SAMPLES * FRAME_SAMPLES
+    far = np.clip(rng.standard_normal(n) * 3000, -32768, 32767).astype(np.int16)
+    lag = RATE * delay_ms // 1000
+    near = np.zeros(n, dtype=np.int16)
+    near[lag:] = (far[: n - lag].astype(np.float64) * gain).astype(np.int16)
+    out = np.zeros(n, dtype=np.int16)
+    for start in range(0, n, FRAME_SAMPLES):
+        end = start + FRAME_SAMPLES
+        apm.process_reverse_stream(rtc.AudioFrame(far[start:end].tobytes(), RATE, 1, FRAME_SAMPLES))
+        frame = rtc.AudioFrame(near[start:end].tobytes(), RATE, 1, FRAME_SAMPLES)
+        apm.set_stream_delay_ms(0)
+        apm.process_stream(frame)
+        out[start:end] = np.frombuffer(frame.data, dtype=np.int16)
+    half = slice(n // 2, n)
+    before = float(np.sqrt(np.mean(near[half].astype(np.float64) ** 2)))
+    after = float(np.sqrt(np.mean(out[half].astype(np.float64) ** 2)))
+    return 20 * float(np.log10(before / max(after, 1e-3)))

@@ -1,0 +1,123 @@
+"""AVA on "laptop speakers": a real echo path from the speaker back into the microphone (PulseAudio's
+module-loopback, 60 ms, attenuated), AVA's real audio stack and the simulator's energy VAD.
+
+With echo cancellation off AVA interrupts itself on its own voice; with it on it never does, and a user
+speaking over AVA still interrupts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pulse
+import pytest
+
+from ava_tray.audio.devices import SoundDeviceVoiceIO
+from ava_tray.engine import AvaEngine, LaunchOptions
+from ava_tray.history import ReconnectHistory
+from ava_tray.session import RolloverPolicy
+from ava_tray.settings import Settings
+from ava_tray.simulator import RealtimeSimulator
+from ava_tray.supervisor import Connected
+
+pytestmark = [pytest.mark.e2e, pulse.needs_pulse()]
+
+REPLIES = 10
+REPLY_SECONDS = 2.0
+@contextlib.asynccontextmanager
+async def running_ava(simulator: RealtimeSimulator, audio_mode: str) -> AsyncIterator[AvaEngine]:
+    settings = replace(Settings(), realtime_url=simulator.url, audio_mode=audio_mode)
+    voices: list[SoundDeviceVoiceIO] = []
+
+    def make_voice() -> SoundDeviceVoiceIO:
+        voices.append(SoundDeviceVoiceIO(audio_mode=audio_mode))
+        return voices[-1]
+
+    engine = AvaEngine(settings, None, history=ReconnectHistory(None), voice_io_factory=make_voice,
+                       launch=LaunchOptions(rollover=RolloverPolicy(enabled=False)))
+    task = asyncio.create_task(engine.run())
+    try:
+        await pulse.wait_until(lambda: isinstance(engine.supervisor.state, Connected), timeout=15,
+                               what="AVA connected")
+        await pulse.wait_until(lambda: bool(voices) and voices[-1].captured_blocks > 10, timeout=10,
+                               what="the microphone running")
+        yield engine
+    finally:
+        engine.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def wait_quiet(simulator: RealtimeSimulator, hold: float = 1.2, timeout: float = 30.0) -> None:
+    """Wait until the session is idle and nothing (speech, replies) has changed for `hold` seconds."""
+    def snapshot() -> tuple[int, int, int, bool]:
+        s = simulator.sessions[-1]
+        idle = any(c.idle for c in simulator._connections)
+        return s.speech_started, s.replies_sent, s.replies_cancelled, idle
+
+    state, since = snapshot(), time.monotonic()
+
+    def quiet() -> bool:
+        nonlocal state, since
+        now = snapshot()
+        if now != state:
+            state, since = now, time.monotonic()
+        return now[3] and time.monotonic() - since >= hold
+
+    await pulse.wait_until(quiet, timeout=timeout, what=f"{hold} s of quiet: {simulator.describe()}")
+
+
+async def unsolicited_reply(simulator: RealtimeSimulator, *, during: bytes | None = None) -> bool:
+    """AVA says a 2 s reply nobody asked for (optionally while `during` is played into the microphone);
+    return whether the reply was cut off (cancelled after a `speech_started`)."""
+    session = simulator.sessions[-1]
+    sent, cancelled = session.replies_sent, session.replies_cancelled
+    assert simulator.request_reply(REPLY_SECONDS)
+    if during is not None:
+        await pulse.wait_until(lambda: _reply_audio_started(simulator), timeout=5, what="the reply's audio")
+        async with pulse.feed_mic(during):
+            await simulator.wait_for(lambda: session.replies_sent > sent or session.replies_cancelled > cancelled,
+                                     REPLY_SECONDS + 10)
+    else:
+        await simulator.wait_for(lambda: session.replies_sent > sent or session.replies_cancelled > cancelled,
+                                 REPLY_SECONDS + 10)
+    return session.replies_cancelled > cancelled
+
+
+def _reply_audio_started(simulator: RealtimeSimulator) -> bool:
+    return any(c._audio_items and max(c._audio_items.values()) > 300 for c in simulator._connections)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("audio_mode", ["speakers", "headphones"])
+async def test_ava_does_not_interrupt_itself_with_echo_cancellation(audio_mode: str) -> None:
+    async with RealtimeSimulator(record_audio=False) as simulator, running_ava(simulator, audio_mode):
+        with pulse.echo_path():
+            cut = 0
+            self_started = 0
+            for _ in range(REPLIES):
+                await wait_quiet(simulator)
+                before = simulator.sessions[-1].speech_started
+                cut += await unsolicited_reply(simulator)
+                self_started += simulator.sessions[-1].speech_started - before
+            summary = f"{audio_mode}: {cut}/{REPLIES} replies cut, {self_started} speech_started from AVA's own voice"
+            print(summary)
+            if audio_mode == "speakers":
+                assert self_started == 0 and cut == 0, summary
+            else:  # the problem exists: without echo cancellation AVA takes its own voice for the user
+                assert cut >= REPLIES - 1 and self_started >= REPLIES - 1, summary
+
+
+@pytest.mark.timeout(240)
+async def test_a_user_still_interrupts_ava_with_echo_cancellation_on() -> None:
+    async with RealtimeSimulator(record_audio=False) as simulator, running_ava(simulator, "speakers"):
+        with pulse.echo_path():
+            cut = 0
+            for attempt in range(REPLIES):
+                await wait_quiet(simulator)
+                cut += await unsolicited_reply(simulator, during=pulse.speech_like_pcm(0.8, seed=attempt))
+            print(f"barge-in over echo cancellation: {cut}/{REPLIES}")
+            assert cut >= REPLIES - 1, f"only {cut} of {REPLIES} barge-ins interrupted AVA"

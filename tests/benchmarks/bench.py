@@ -140,6 +140,8 @@ async def bench_latency(turns: int) -> None:
         for turn in range(turns):
             async with pulse.feed_mic(pulse.speech_like_pcm(1.0, seed=turn) + bytes(48_000)):
                 await simulator.wait_for(lambda n=turn: simulator.sessions[-1].replies_sent > n, 15)
+            # The next turn starts once AVA's reply has finished playing, as a person would wait.
+            await wait_state(engine, lambda s: isinstance(s, Connected) and not s.speaking, 15)
         engine.stop()
         await task
     for name, samples in (("mic block captured -> sent on the socket", engine.latency.mic_to_socket),

@@ -242,3 +242,26 @@ async def test_a_reminder_fires_once_across_a_reconnect(make_ava: Callable[..., 
     stored = ava.engine.toolbox.reminders.get(reminder["id"])
     assert stored is not None and stored.fired_at is not None and stored.fired_at >= stored.due_at
     assert ava.notifier.shown == [("AVA reminder", "Reminder due: stand up")]
+
+
+async def test_tools_and_memory_survive_a_rollover(voice_io_factory: Callable[[], VoiceIO], tmp_path: Path) -> None:
+    """A seamless rollover (make before break) carries the same tools and the memory into the new session."""
+    async with RealtimeSimulator(session_limit=10.0) as simulator:
+        settings = replace(Settings(), realtime_url=simulator.url)  # rollover on, as shipped
+        engine = AvaEngine(settings, None, voice_io_factory=voice_io_factory,
+                           history=ReconnectHistory(tmp_path / "history.jsonl"))
+        engine.toolbox.registry.consent = FakeConsent(answer=True)
+        ava = Ava(simulator, engine, FakeNotifier())
+        await ava.start()
+        await ava.call("remember", {"fact": "The user's bike lock code is 4711."})
+        await wait_until(lambda: len(simulator.sessions) >= 2 and simulator.sessions[1].session_updates
+                         and not simulator.sessions[0].open, timeout=15, what="the rollover")
+        assert simulator.sessions[0].close_code == 1000, "closed by the client, not expired"
+        assert engine.session.handovers == 1
+        first, second = (s.session_updates[-1]["session"] for s in simulator.sessions[:2])
+        assert first["tools"] == second["tools"]
+        assert "4711" in second["instructions"]
+        assert (await ava.call("recall", {"query": "bike lock"}))["facts"][0]["text"].endswith("4711.")
+        await ava.stop()
+        engine.toolbox.memory.close()
+    assert validate_client_events(simulator) > 0

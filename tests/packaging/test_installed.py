@@ -262,7 +262,9 @@ def test_installed_tray_icon_appears(installed: Path, tmp_path: Path) -> None:
     if subprocess.run(["xdotool", "search", "--class", "trayer"], capture_output=True).returncode != 0:
         pytest.skip("no tray host (trayer) on this display")
     state_path = tmp_path / "tray-state.json"
-    env = dict(os.environ, HOME=str(tmp_path), AVA_TRAY_DEBUG_STATE=str(state_path))
+    # Qt tests elsewhere set QT_QPA_PLATFORM=offscreen for this process; the installed app needs the display.
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    env.update(HOME=str(tmp_path), AVA_TRAY_DEBUG_STATE=str(state_path))
     with portaudio_hidden():
         started = time.monotonic()
         app = subprocess.Popen([str(COMMAND), "--demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -106,6 +106,10 @@ class SettingsStore:
             settings = replace(settings, realtime_url=url)
         return settings
 
+    def load_saved(self) -> Settings:
+        """The settings as saved in the file, without this run's environment overrides."""
+        return self._load_file()
+
     def _load_file(self) -> Settings:
         if not self.path.exists():
             return Settings()

@@ -48,3 +48,11 @@ def test_env_overrides_the_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_save_refuses_plain_ws_off_loopback(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unencrypted"):
         SettingsStore(tmp_path / "s.ini").save(replace(Settings(), realtime_url="ws://example.com/x"))
+
+
+def test_load_saved_ignores_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SettingsStore(tmp_path / "s.ini")
+    store.save(replace(Settings(), voice="sage"))
+    monkeypatch.setenv("AVA_REALTIME_URL", "ws://127.0.0.1:9/v1/realtime")
+    assert store.load().realtime_url.startswith("ws://127.0.0.1")
+    assert store.load_saved().realtime_url == Settings().realtime_url and store.load_saved().voice == "sage"

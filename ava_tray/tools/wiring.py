@@ -77,12 +77,11 @@ class SavedVoice:
     def change_voice(self, voice: str) -> None:
         if voice not in VOICES:
             raise ValueError(f"Unknown voice {voice!r}: choose one of {', '.join(VOICES)}.")
-        settings = replace(self._current(), voice=voice)
-        try:
-            self._store.save(settings)
+        try:  # only the voice changes in the file: no environment override (AVA_REALTIME_URL) is saved
+            self._store.save(replace(self._store.load_saved(), voice=voice))
         except (OSError, ValueError) as exc:
             raise ValueError(f"The voice could not be saved: {exc}") from exc
-        self._apply(settings)
+        self._apply(replace(self._current(), voice=voice))
 
 
 @dataclass

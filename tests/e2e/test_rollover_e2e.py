@@ -114,12 +114,14 @@ async def test_five_rollovers_without_a_hole_or_a_gap_and_with_the_conversation(
 
         # The microphone never went deaf: what arrived spans exactly the audio received, within one block.
         arrivals = sorted((t, ms) for s in sessions for t, ms in s.audio_arrivals)
+        holes = []
         for new in sessions[1:-1]:
             switch = new.audio_arrivals[0][0]
             window = [(t, ms) for t, ms in arrivals if switch - 3.0 <= t <= switch + 3.0]
             span_ms = (window[-1][0] - window[0][0]) * 1000
-            received_ms = sum(ms for _, ms in window[1:])
-            assert span_ms - received_ms <= BLOCK_MS + 30.0, f"a hole of {span_ms - received_ms:.0f} ms"
+            holes.append(span_ms - sum(ms for _, ms in window[1:]))
+        print(f"\naudio missing around each handover (ms, arrival jitter included): {[round(h) for h in holes]}")
+        assert all(hole <= BLOCK_MS + 30.0 for hole in holes), holes
 
         # Every reply was heard whole: no loud stretch on the speaker was split by a handover.
         segments = loud_segments(speaker)

@@ -95,27 +95,27 @@ class AvaEngine:
         self._muted = value
         self.session.muted = value
 
-    def _make_session(self) -> RealtimeSession:
+    def _session_options(self) -> SessionOptions:
         rollover = self.launch.rollover or self.settings.rollover_policy()
-        options = SessionOptions(url=self._url, api_key=self._api_key, config=self.settings.session_config(),
-                                 keepalive=self.launch.keepalive, rollover=rollover)
-        session = RealtimeSession(options, self._voice_io_factory, clock=self.clock, latency=self.latency,
-                                  transcript=self.transcript, tools=self.toolbox.registry)
-        session.muted = self._muted
-        return session
+        return SessionOptions(url=self._url, api_key=self._api_key, config=self.settings.session_config(),
+                              keepalive=self.launch.keepalive, rollover=rollover)
+
+    def _make_session(self) -> RealtimeSession:
+        """The one session runner of this engine; new settings are swapped into it, never a second one."""
+        return RealtimeSession(self._session_options(), self._voice_io_factory, clock=self.clock,
+                               latency=self.latency, transcript=self.transcript, tools=self.toolbox.registry)
 
     async def run(self) -> None:
         """Start the demo simulator if asked, then supervise sessions until `stop()`."""
         simulator = None
         if self.launch.demo:
             limit = self.launch.session_limit if self.launch.session_limit is not None else 3600.0
-            simulator = RealtimeSimulator(session_limit=limit)
+            simulator = RealtimeSimulator(session_limit=limit, record_audio=False)
             await simulator.start()
             self.simulator = simulator
             logger.info("demo: embedded simulator at %s", simulator.url)
             self._url = simulator.url
-            self.session = self._make_session()
-            self.supervisor.use_runner(self.session.run)
+            self.session.options = self._session_options()
         try:
             async with self.toolbox.running():
                 await self.supervisor.run()
@@ -137,6 +137,8 @@ class AvaEngine:
             self._voice_io_factory = default_voice_io_factory(settings)
         self.transcript.enabled = settings.carry_conversation
         self.transcript.budget_chars = settings.conversation_budget
-        self.session = self._make_session()
-        self.supervisor.use_runner(self.session.run)
+        # The running conversation keeps its owner: mute, announcements and the next session (a rollover
+        # included) all see the new options through the same RealtimeSession.
+        self.session.options = self._session_options()
+        self.session.voice_io_factory = self._voice_io_factory
         self.supervisor.delays = settings.delays()

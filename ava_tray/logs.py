@@ -18,11 +18,11 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def configure(stderr_level: str | None = None) -> None:
     """Send INFO and up to `ava-tray.log`, and `stderr_level` (default WARNING) and up to stderr."""
     root = logging.getLogger()
-    root.setLevel(logging.DEBUG if os.environ.get("AVA_LOG_LEVEL", "").upper() == "DEBUG" else logging.INFO)
     redactor = RedactingFilter()
     level = (stderr_level or os.environ.get("AVA_LOG_LEVEL") or "WARNING").upper()
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(getattr(logging, level, logging.WARNING))
+    root.setLevel(min(logging.INFO, console.level))
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     console.addFilter(redactor)
     root.addHandler(console)

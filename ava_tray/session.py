@@ -27,7 +27,7 @@ from ava_tray.conversation import Transcript
 from ava_tray.metrics import AudioLatency
 from ava_tray.realtime import events
 from ava_tray.realtime.connection import Keepalive, open_connection
-from ava_tray.realtime.ending import Cause, SessionAborted, SessionEnding, classify_ending
+from ava_tray.realtime.ending import FATAL_ERROR_CODES, Cause, SessionAborted, SessionEnding, classify_ending
 from ava_tray.supervisor import SessionContext
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,6 @@ class RealtimeSession:
         self.tools = tools
         self.transcript = transcript if transcript is not None else Transcript()
         self.muted = False
-        self.sessions_configured = 0
         self.handovers = 0
         self._current: _Conversation | None = None
 
@@ -140,6 +139,7 @@ class _Conversation:
         self.retiring: list[asyncio.Task[None]] = []
         self.item_owner: dict[str, _Connection] = {}
         self.cut_items: set[str] = set()
+        self.tool_tasks: list[asyncio.Task[None]] = []
         self.speaking = False
         self.closed = False
 
@@ -193,7 +193,7 @@ class _Conversation:
         """No reply or tool call in progress, the user not speaking, playback drained."""
         assert self.voice is not None
         return not (connection.response_active or connection.user_speaking or self.voice.is_playing
-                    or connection.busy_with_tools)
+                    or self.busy_with_tools)
 
     async def _hand_over(self, old: _Connection) -> bool:
         """Make before break: the new session is ready before the microphone moves to it."""
@@ -263,14 +263,36 @@ class _Conversation:
             self.speaking = active
             self.context.speaking(active)
 
+    # -- tools ---------------------------------------------------------------------------------
+
+    def start_tool(self, caller: _Connection, tools: ToolHost, name: str, arguments: str, call_id: str) -> None:
+        """Run a tool for the conversation, not for one session: its answer survives a handover."""
+        self.tool_tasks.append(asyncio.create_task(self._run_tool(caller, tools, name, arguments, call_id),
+                                                   name=f"ava-tool-{name}"))
+
+    @property
+    def busy_with_tools(self) -> bool:
+        return any(not task.done() for task in self.tool_tasks)
+
+    async def _run_tool(self, caller: _Connection, tools: ToolHost, name: str, arguments: str,
+                        call_id: str) -> None:
+        output = await tools.call(name, arguments, call_id)
+        self.owner.transcript.add("tool", f"{name}({arguments}) -> {output}")
+        target = self.active if self.active is not None else caller
+        if target is not caller:
+            # The call came from a session that has since been handed over: give the new one the call first.
+            target.send_event(events.function_call_item(call_id, name, arguments))
+        target.send_event(events.function_call_output(call_id, output))
+        target.send_event(events.response_create())
+
     async def cleanup(self) -> None:
         """Close every session and the audio; safe to call more than once."""
         if self.closed:
             return
         self.closed = True
-        for task in self.retiring:
+        for task in self.retiring + self.tool_tasks:
             task.cancel()
-        await asyncio.gather(*self.retiring, return_exceptions=True)
+        await asyncio.gather(*self.retiring, *self.tool_tasks, return_exceptions=True)
         await asyncio.gather(*(c.close("client closing") for c in self.connections), return_exceptions=True)
         if self.voice is not None:
             try:
@@ -298,7 +320,7 @@ class _Connection:
         self._response_idle = asyncio.Event()
         self._response_idle.set()
         self.pumps: list[asyncio.Task[None]] = []
-        self.tool_tasks: list[asyncio.Task[None]] = []
+        self.closing: asyncio.Task[None] | None = None
         self.closed = False
         self.main: asyncio.Task[SessionEnding] = asyncio.create_task(self._main(), name="ava-session")
 
@@ -419,7 +441,6 @@ class _Connection:
             self._on_audio_delta(event, received_at)
         elif kind == "session.updated":
             if not self.ready.done():
-                self.owner.sessions_configured += 1
                 self.ready.set_result(None)
         elif kind == "input_audio_buffer.speech_started":
             self.user_speaking = True
@@ -465,8 +486,8 @@ class _Connection:
         if not code:
             return
         self.error_codes.append(code)
-        if classify_ending(error_codes=[code]).cause is Cause.FATAL and self.ws is not None:
-            self.tool_tasks.append(asyncio.create_task(self.ws.close(), name="ava-session-close-fatal"))
+        if code in FATAL_ERROR_CODES and self.ws is not None and self.closing is None:
+            self.closing = asyncio.create_task(self.ws.close(), name="ava-session-close-fatal")
 
     def _on_function_call(self, event: dict[str, Any]) -> None:
         """Run the tool off the receive loop; its output goes back with a `response.create`."""
@@ -475,28 +496,12 @@ class _Connection:
         if tools is None or not call_id:
             logger.warning("ignored a function call %r with no tool host or call id", name)
             return
-        arguments = str(event.get("arguments", ""))
-        self.tool_tasks.append(asyncio.create_task(self._run_tool(tools, name, arguments, call_id),
-                                                   name=f"ava-tool-{name}"))
-
-    async def _run_tool(self, tools: ToolHost, name: str, arguments: str, call_id: str) -> None:
-        output = await tools.call(name, arguments, call_id)
-        self.owner.transcript.add("tool", f"{name}({arguments}) -> {output}")
-        target = self.conversation.active if self.conversation.active is not None else self
-        if target is not self:
-            # The call came from a session that has since been handed over: give the new one the call first.
-            target.send_event(events.function_call_item(call_id, name, arguments))
-        target.send_event(events.function_call_output(call_id, output))
-        target.send_event(events.response_create())
-
-    @property
-    def busy_with_tools(self) -> bool:
-        return any(not task.done() for task in self.tool_tasks if task.get_name().startswith("ava-tool-"))
+        self.conversation.start_tool(self, tools, name, str(event.get("arguments", "")), call_id)
 
     # -- ending --------------------------------------------------------------------------------
 
     async def _stop_pumps(self) -> None:
-        tasks = [t for t in self.pumps + self.tool_tasks if t is not asyncio.current_task()]
+        tasks = [t for t in [*self.pumps, self.closing] if t is not None and t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -238,6 +238,8 @@ class Supervisor:
             return
         logger.info("network %s", "back" if online else "down")
         self._online = online
+        if isinstance(self._state, (Connecting, Connected)):
+            return  # a live session is left alone: if the network is really gone, it ends by itself
         if online and isinstance(self._state, (WaitingForNetwork, Reconnecting)):
             self._restart_requested = True
         self._wake.set()
@@ -294,7 +296,10 @@ class Supervisor:
 
         def on_transcript(role: str, text: str) -> None:
             for listener in list(self._transcript_listeners):
-                listener(role, text)
+                try:
+                    listener(role, text)
+                except Exception:
+                    logger.exception("a transcript listener failed")
 
         def on_rollover(expires_at: float | None) -> None:
             now = self._clock.monotonic()

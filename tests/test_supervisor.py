@@ -346,3 +346,44 @@ async def test_rollover_is_recorded_with_no_time_unavailable(harness: Callable[.
     assert (record.cause, record.unavailable_s, record.session_s) == ("rollover", 0.0, 30.0)
     assert isinstance(h.state, Connected) and h.sessions.started == 2
     await h.close()
+
+
+async def test_a_network_event_leaves_a_live_session_alone(harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    await h.connected(1)
+    h.supervisor.network_changed(False)
+    h.supervisor.network_changed(True)
+    h.supervisor.network_changed(False)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert isinstance(h.state, Connected) and h.sessions.started == 1, "the session was not cut"
+    assert h.history.records == []
+    h.sessions.end(LOST)  # the network really was gone: the session ends by itself
+    await until(lambda: isinstance(h.state, WaitingForNetwork))
+    h.supervisor.network_changed(True)
+    await h.connected(2)
+    await h.close()
+
+
+async def test_a_failing_transcript_listener_does_not_end_the_session(
+        harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    contexts: list[SessionContext] = []
+    original = h.sessions.run
+
+    async def capture(context: SessionContext) -> SessionEnding:
+        contexts.append(context)
+        return await original(context)
+
+    await h.connected(1)
+    h.supervisor.use_runner(capture)
+    h.supervisor.restart_now()
+    await h.connected(2)
+
+    def broken(role: str, text: str) -> None:
+        raise BrokenPipeError("the terminal went away")
+
+    h.supervisor.subscribe_transcript(broken)
+    contexts[0].transcript("user", "hello")  # must not raise into the session
+    assert isinstance(h.state, Connected)
+    await h.close()

@@ -6,16 +6,16 @@ import asyncio
 import collections
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut
 from ava_tray.audio.echo import AUDIO_MODES, EchoFrontEnd, processing_for
 from ava_tray.audio.playback import PlaybackBuffer
 from ava_tray.audio.resample import LinearResampler
+from ava_tray.threads import run_on_own_thread
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,6 @@ WIRE_RATE = 24000
 """The rate AVA speaks with the Realtime API, in both directions."""
 
 _SAMPLE_BYTES = 2
-_T = TypeVar("_T")
 Kind = Literal["input", "output"]
 
 _PORTAUDIO_MISSING = (
@@ -72,40 +71,6 @@ class _DeviceChoice:
     index: int
     name: str
     rate: int
-
-
-async def _off_loop(fn: Callable[[], _T]) -> _T:
-    """Run a blocking call on a short-lived thread of its own, which has ended when this returns.
-
-    Not `asyncio.to_thread`: its executor keeps idle worker threads alive, and closing must leave
-    no thread of ours behind.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[_T] = loop.create_future()
-
-    def settle(result: _T | None, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    def run() -> None:
-        try:
-            result = fn()
-        except BaseException as exc:
-            loop.call_soon_threadsafe(settle, None, exc)
-        else:
-            loop.call_soon_threadsafe(settle, result, None)
-
-    thread = threading.Thread(target=run, name="ava-audio-device", daemon=True)
-    thread.start()
-    try:
-        return await asyncio.shield(future)
-    finally:
-        if future.done():
-            thread.join(timeout=1.0)  # already past its last line: returns at once
 
 
 class SoundDeviceVoiceIO:
@@ -213,14 +178,15 @@ class SoundDeviceVoiceIO:
         self._mic_pending.clear()
         self._playback.cut()
 
-        opening = asyncio.ensure_future(_off_loop(lambda: self._open_streams(sd, loop)))
+        opening = asyncio.ensure_future(
+            run_on_own_thread(lambda: self._open_streams(sd, loop), name="ava-audio-device", join=True))
         try:
             in_stream, out_stream = await asyncio.shield(opening)
         except asyncio.CancelledError:
             # The thread cannot be stopped half-way: let it finish, then close what it opened.
             with contextlib.suppress(Exception):
                 streams = await opening
-                await _off_loop(lambda: self._close_streams(streams))
+                await run_on_own_thread(lambda: self._close_streams(streams), name="ava-audio-device", join=True)
             self._input = self._output = None
             raise
         except BaseException:
@@ -279,7 +245,7 @@ class SoundDeviceVoiceIO:
         self._closing = True
         self._close_future = asyncio.get_running_loop().create_future()
         try:
-            await _off_loop(lambda: self._close_streams(streams))
+            await run_on_own_thread(lambda: self._close_streams(streams), name="ava-audio-device", join=True)
         finally:
             self._in_stream = self._out_stream = None
             self._playback.cut()

@@ -14,7 +14,6 @@ import inspect
 import json
 import logging
 import re
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from importlib.metadata import entry_points
 from typing import Any, TypeVar, overload
 
 from ava_tray.realtime.events import ToolSpec
+from ava_tray.threads import run_on_own_thread
 from ava_tray.tools.hooks import ConsentAsker, DenyConsent
 from ava_tray.tools.schema import ArgumentsInvalid, check_schema, schema_from_signature, validate_arguments
 
@@ -346,29 +346,5 @@ def _tools_from(loaded: Any) -> list[Tool]:
 
 
 async def run_in_daemon_thread(function: Callable[..., Any], kwargs: dict[str, Any], name: str) -> Any:
-    """Run a blocking function on its own daemon thread and await its result.
-
-    Not `asyncio.to_thread`: the default executor's threads are joined at shutdown, so one hung tool
-    would keep AVA from quitting. A daemon thread that outlives its time-out is simply abandoned.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    def work() -> None:
-        try:
-            outcome, error = function(**kwargs), None
-        except BaseException as exc:
-            outcome, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the loop closed while the tool ran
-            loop.call_soon_threadsafe(settle, outcome, error)
-
-    threading.Thread(target=work, name=f"ava-tool-{name}", daemon=True).start()
-    return await future
+    """Run a blocking tool on its own daemon thread; one that outlives its time-out is abandoned."""
+    return await run_on_own_thread(lambda: function(**kwargs), name=f"ava-tool-{name}")

@@ -15,11 +15,12 @@ from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut
 from ava_tray.audio.echo import AUDIO_MODES, EchoFrontEnd, processing_for
 from ava_tray.audio.playback import PlaybackBuffer
 from ava_tray.audio.resample import LinearResampler
+from ava_tray.realtime.events import SAMPLE_RATE
 from ava_tray.threads import run_on_own_thread
 
 logger = logging.getLogger(__name__)
 
-WIRE_RATE = 24000
+WIRE_RATE = SAMPLE_RATE
 """The rate AVA speaks with the Realtime API, in both directions."""
 
 _SAMPLE_BYTES = 2

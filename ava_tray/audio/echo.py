@@ -31,10 +31,11 @@ from typing import Any, Final, Literal
 import numpy as np
 
 from ava_tray.audio.resample import LinearResampler
+from ava_tray.realtime.events import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
-RATE: Final = 24000
+RATE: Final = SAMPLE_RATE
 FRAME_SAMPLES: Final = RATE // 100
 """The audio processing module takes exactly 10 ms per call."""
 FRAME_BYTES: Final = FRAME_SAMPLES * 2

@@ -20,16 +20,10 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from ava_tray.realtime.events import SAMPLE_RATE
+from ava_tray.realtime.events import pcm_duration_ms as pcm_ms
 from ava_tray.simulator.faults import Fault
-from ava_tray.simulator.voice import (
-    SAMPLE_RATE,
-    SpeechStarted,
-    SpeechStopped,
-    TurnDetector,
-    ms_bytes,
-    pcm_ms,
-    synthetic_voice,
-)
+from ava_tray.simulator.voice import SpeechStarted, SpeechStopped, TurnDetector, ms_bytes, synthetic_voice
 
 if TYPE_CHECKING:
     from ava_tray.simulator.server import RealtimeSimulator

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ava_tray.realtime.events import BYTES_PER_SAMPLE, SAMPLE_RATE
+from ava_tray.realtime.events import pcm_duration_ms as pcm_ms
+
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 24_000
-BYTES_PER_SAMPLE = 2
 WINDOW_MS = 20
 WINDOW_BYTES = SAMPLE_RATE * WINDOW_MS // 1000 * BYTES_PER_SAMPLE
 ONSET_MS = 60
@@ -19,11 +20,6 @@ IDLE_BUFFER_LIMIT_MS = 60_000
 """Uncommitted audio kept while nobody speaks; older audio is dropped."""
 MAX_TURN_MS = 60_000
 """A turn longer than this (a noisy microphone, say) is ended anyway, so memory stays bounded."""
-
-
-def pcm_ms(byte_count: int) -> float:
-    """Milliseconds of 24 kHz mono int16 audio in `byte_count` bytes."""
-    return byte_count / BYTES_PER_SAMPLE / SAMPLE_RATE * 1000.0
 
 
 def ms_bytes(ms: float) -> int:

@@ -241,8 +241,6 @@ class MemoryStore:
         logger.info("forgot fact %d", fact_id)
         return _fact(row)
 
-    delete = forget
-
     def export(self) -> str:
         """Every fact as JSON (for a backup or another tool)."""
         return json.dumps({"exported_at": self._wall(), "facts": [fact.to_json() for fact in self.list_facts()]},

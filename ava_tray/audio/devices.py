@@ -152,11 +152,6 @@ class SoundDeviceVoiceIO:
         return self._failure
 
     @property
-    def echo_state(self) -> str | None:
-        """"on", "off (headphones)" or "unavailable: half-duplex" once open."""
-        return self.echo.state if self.echo else None
-
-    @property
     def input_rate(self) -> int | None:
         """The rate the microphone runs at, once open."""
         return self._input.rate if self._input else None

@@ -123,11 +123,6 @@ def last_state() -> str | None:
     return _last_state
 
 
-def expected_state(mode: str, output_name: str) -> str:
-    """What the state will be for these settings: the last opened devices' state if any, else a prediction."""
-    return _last_state or state_line(processing_for(mode, output_name))
-
-
 @dataclass
 class EchoStats:
     """Counters for benchmarks and logs."""

@@ -185,7 +185,7 @@ class SettingsDialog(QDialog):
         """Say where the key is (never the key itself); a keyring problem is shown as its sentence."""
         self.has_stored_key = False
         try:
-            self.has_stored_key = keystore.stored_key() is not None
+            self.has_stored_key = keystore.has_stored_key()
         except keystore.KeyStoreError as exc:
             self.key_location.setText(str(exc))
             self.remove_key_button.setEnabled(False)

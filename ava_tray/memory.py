@@ -145,7 +145,7 @@ class MemoryStore:
         return aside
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -181,7 +181,7 @@ class MemoryStore:
             raise ValueError("There is nothing to remember: the fact is empty.")
         if len(text) > MAX_FACT_CHARS:
             raise ValueError(f"That is too long to remember (at most {MAX_FACT_CHARS} characters).")
-        with self._transaction() as db:
+        with self.transaction() as db:
             row = db.execute("SELECT id, text, learned_at FROM facts WHERE text = ?", (text,)).fetchone()
             if row is not None:
                 return _fact(row)
@@ -233,7 +233,7 @@ class MemoryStore:
 
     def forget(self, fact_id: int) -> Fact | None:
         """Delete one fact; returns it, or None if there was no such fact."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             row = db.execute("SELECT id, text, learned_at FROM facts WHERE id = ?", (fact_id,)).fetchone()
             if row is None:
                 return None

@@ -86,14 +86,13 @@ class ReminderScheduler:
 
     def cancel(self, reminder_id: int) -> Reminder | None:
         """Remove a reminder that has not fired; returns it, or None if there was none pending."""
-        pending = [r for r in self.pending() if r.id == reminder_id]
-        if not pending:
-            return None
-        with self._store.lock:
-            self._store.connection.execute("DELETE FROM reminders WHERE id = ? AND fired_at IS NULL",
-                                           (reminder_id,))
+        with self._store.transaction() as db:
+            row = db.execute("SELECT * FROM reminders WHERE id = ? AND fired_at IS NULL", (reminder_id,)).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM reminders WHERE id = ?", (reminder_id,))
         self._poke()
-        return pending[0]
+        return _reminder(row)
 
     def pending(self) -> list[Reminder]:
         """Reminders not yet fired, soonest first."""
@@ -111,17 +110,10 @@ class ReminderScheduler:
     def _claim_due(self) -> list[Reminder]:
         """Mark every due reminder fired and return them (each is claimed exactly once)."""
         now = self._clock.wall()
-        db = self._store.connection
-        with self._store.lock:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = db.execute("SELECT * FROM reminders WHERE fired_at IS NULL AND due_at <= ? ORDER BY due_at",
-                                  (now,)).fetchall()
-                db.executemany("UPDATE reminders SET fired_at = ? WHERE id = ?", [(now, row["id"]) for row in rows])
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._store.transaction() as db:
+            rows = db.execute("SELECT * FROM reminders WHERE fired_at IS NULL AND due_at <= ? ORDER BY due_at",
+                              (now,)).fetchall()
+            db.executemany("UPDATE reminders SET fired_at = ? WHERE id = ?", [(now, row["id"]) for row in rows])
         return [_reminder(row) for row in rows]
 
     # -- firing --------------------------------------------------------------------------------

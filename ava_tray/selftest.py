@@ -107,6 +107,33 @@ def check_icons() -> CheckResult:
     return CheckResult("OK", "icons", f"{len(svgs)} SVG icons in {folder}, rendered")
 
 
+TIME_ZONE_PROBE = ("Europe/Paris", "Central European")
+LEGACY_ENCODINGS = ("windows-1252", "ISO-8859-15", "KOI8-R", "Shift_JIS", "GB18030", "GBK", "Big5", "EUC-KR")
+
+
+def check_text_services() -> CheckResult:
+    """What Qt takes from ICU on Linux (the bundle carries a trimmed ICU data library): collation,
+    time-zone names and legacy encodings. Elsewhere Qt uses the OS for these; collation is still checked.
+    """
+    from PySide6.QtCore import QCollator, QLocale, QStringDecoder, QTimeZone
+
+    english = QLocale("en_US")
+    if QCollator(english).compare("résumé", "rf") >= 0:  # code-point order would put "é" after "f"
+        raise SelfTestFailure("collation data missing: QCollator sorts 'résumé' after 'rf'")
+    if not sys.platform.startswith("linux"):
+        return CheckResult("OK", "text services", "collation (the OS's)")
+    zone_id, expected = TIME_ZONE_PROBE
+    name = QTimeZone(zone_id.encode()).displayName(QTimeZone.TimeType.StandardTime, QTimeZone.NameType.LongName,
+                                                   english)
+    if expected not in name:
+        raise SelfTestFailure(f"time-zone names missing: {zone_id} is called {name!r}")
+    missing = [encoding for encoding in LEGACY_ENCODINGS if not QStringDecoder(encoding).isValid()]
+    if missing:
+        raise SelfTestFailure(f"encodings missing: {', '.join(missing)}")
+    return CheckResult("OK", "text services",
+                       f"collation, time-zone names ({name}), {len(LEGACY_ENCODINGS)} legacy encodings")
+
+
 def check_keyring() -> CheckResult:
     """The keyring backend; the fail backend is a warning (AVA then needs OPENAI_API_KEY)."""
     from ava_tray import keystore
@@ -232,6 +259,7 @@ async def _expect(websocket: Any, type_: str) -> dict[str, Any]:
 
 CHECKS: tuple[tuple[str, Callable[[], CheckResult | list[CheckResult]]], ...] = (
     ("qt platform", check_qt),
+    ("text services", check_text_services),
     ("keyring", check_keyring),
     ("portaudio", check_portaudio),
     ("audio devices", check_devices),

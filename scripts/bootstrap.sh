@@ -32,8 +32,9 @@ PACKAGES=(
     dbus dbus-x11 gnome-keyring
     # test speech and audio tools
     espeak-ng sox
-    # building the installers (PyInstaller, strip, readelf; dpkg-deb is always there)
-    binutils
+    # building the installers: strip and readelf; gcc for the trimmed ICU data library, g++ for numpy
+    # without BLAS (dpkg-deb is always there)
+    binutils gcc g++
 )
 
 as_root() {
@@ -98,6 +99,12 @@ if ! command -v "$python" >/dev/null 2>&1; then
 fi
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || die "$("$python" -V 2>&1) is too old: AVA needs Python 3.11 or newer (set PYTHON=...)."
+
+# Building numpy from source (scripts/build.sh) needs the interpreter's C headers.
+if ! "$python" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))'; then
+    version=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+    installed "python$version-dev" || apt_install "python$version-dev"
+fi
 
 venv="$repo/.venv"
 if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then

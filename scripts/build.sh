@@ -39,12 +39,36 @@ started=$(date +%s.%N)
 
 elapsed() { awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# pyinstaller: a clean one-folder build into $build_dir/bundle/ava-tray
+# pyinstaller: a clean one-folder build into $build_dir/bundle/ava-tray (PYTHONPATH: see numpy_without_blas)
 pyinstaller() {
     rm -rf "$build_dir/pyinstaller" "$build_dir/bundle"
     say "PyInstaller (ava-tray $version, $("$python" -V 2>&1))"
-    "$python" -m PyInstaller --noconfirm --clean --log-level WARN \
+    PYTHONPATH=${overlay:-} "$python" -m PyInstaller --noconfirm --clean --log-level WARN \
         --workpath "$build_dir/pyinstaller" --distpath "$build_dir/bundle" packaging/ava-tray.spec
+}
+
+# Linux: PyPI's numpy carries OpenBLAS and libgfortran (28 MB) for linear algebra AVA never does. The same
+# numpy version is built from source without BLAS (once: a few minutes; the wheel is kept in $wheel_cache)
+# and put in front of the venv's numpy for the freeze only. Sets $overlay.
+wheel_cache=${AVA_WHEEL_CACHE:-$repo/build/wheels}
+numpy_without_blas() {
+    local numpy_version wheel
+    numpy_version=$("$python" -c 'import numpy; print(numpy.__version__)')
+    wheel=$(find "$wheel_cache" -maxdepth 1 -name "numpy-$numpy_version-*.whl" 2>/dev/null | head -n 1)
+    if [[ -z $wheel ]]; then
+        command -v g++ >/dev/null || die "g++ is needed to build numpy without BLAS: apt-get install g++"
+        say "building numpy $numpy_version without BLAS into $wheel_cache (once; a few minutes)"
+        mkdir -p "$wheel_cache"
+        "$python" -m pip wheel --quiet --no-deps --no-cache-dir --no-binary numpy "numpy==$numpy_version" \
+            -w "$wheel_cache" -Csetup-args=-Dblas=none -Csetup-args=-Dlapack=none -Csetup-args=-Dallow-noblas=true \
+            || die "building numpy $numpy_version from source failed (see above)"
+        wheel=$(find "$wheel_cache" -maxdepth 1 -name "numpy-$numpy_version-*.whl" | head -n 1)
+    fi
+    overlay="$build_dir/overlay"
+    rm -rf "$overlay"
+    "$python" -m pip install --quiet --no-deps --target "$overlay" "$wheel"
+    PYTHONPATH=$overlay "$python" -c 'import numpy, sys; sys.exit(numpy.show_config("dicts")["Build Dependencies"]["blas"]["name"] != "none")' \
+        || die "the numpy in $overlay still uses BLAS"
 }
 
 # --- Linux -------------------------------------------------------------------------------------------
@@ -91,6 +115,7 @@ build_linux() {
     command -v readelf >/dev/null || die "readelf not found: install binutils."
     arch=$(uname -m)
     deb_arch=$(dpkg --print-architecture)
+    numpy_without_blas
     pyinstaller
     bundle="$build_dir/bundle/ava-tray"
     [[ -x $bundle/ava-tray ]] || die "PyInstaller did not produce $bundle/ava-tray"
@@ -100,7 +125,7 @@ build_linux() {
     deb="$dist_dir/ava-tray_${version}_$deb_arch.deb"
     rm -f "$tarball" "$deb"
     say "packing $tarball"
-    tar -C "$build_dir/bundle" --owner=0 --group=0 --numeric-owner -czf "$tarball" ava-tray
+    tar -C "$build_dir/bundle" --sort=name --owner=0 --group=0 --numeric-owner -cf - ava-tray | gzip -9n >"$tarball"
 
     say "packing $deb"
     root="$build_dir/deb"

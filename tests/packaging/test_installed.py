@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # the first build compiles numpy
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "package-test"
@@ -85,7 +85,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Build]:
     env = dict(os.environ, AVA_BUILD_DIR=str(work / "build"), AVA_DIST_DIR=str(work / "dist"),
                PYTHON=sys.executable)
     result = subprocess.run(["bash", str(REPO / "scripts" / "build.sh")], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=600, check=False)
+                            text=True, timeout=1500, check=False)
     assert result.returncode == 0, f"build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     report = result.stdout[result.stdout.find("build: figures"):]
     print(f"\n{report}")
@@ -166,7 +166,7 @@ def _mb(path: Path) -> float:
 
 
 def test_build_figures(build: Build) -> None:
-    """Print the sizes against the goals; fail only far beyond them (they are goals, not limits)."""
+    """The bundle's sizes within the issue's goals, and what was cut to get there still cut."""
     if not build.tarball.is_file():
         pytest.skip("no tar.gz given (AVA_PACKAGE_TARBALL)")
     listing = subprocess.run(["tar", "-tzvf", str(build.tarball)], capture_output=True, text=True, check=True).stdout
@@ -180,7 +180,11 @@ def test_build_figures(build: Build) -> None:
     assert "ava-tray/_internal/livekit/rtc/resources/liblivekit_ffi.so" in listing  # echo cancellation
     assert not re.search(r"lib(gtk|gdk|cairo|pango|Qt6(Qml|Quick|Pdf|WebEngine))", listing), "unwanted libraries"
     assert "/translations/" not in listing
-    assert unpacked < 2 * MAX_UNPACKED_MB and tarball < 2 * MAX_TARBALL_MB
+    assert "numpy.libs/" not in listing and "openblas" not in listing, "numpy must be the build without BLAS"
+    assert "pydantic" not in listing
+    icu_data = re.search(r"^\S+\s+\S+\s+(\d+) .*/libicudata\.so\.\d+$", listing, re.M)
+    assert icu_data is not None and int(icu_data.group(1)) < 8_000_000, "Qt's ICU data must be the trimmed one"
+    assert unpacked <= MAX_UNPACKED_MB and tarball <= MAX_TARBALL_MB
 
 
 def test_deb_metadata(build: Build) -> None:

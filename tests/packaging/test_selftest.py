@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CHECK_NAMES = ("qt platform", "system tray", "icons", "keyring", "portaudio", "audio devices", "echo cancellation",
-               "simulated session")
+CHECK_NAMES = ("qt platform", "system tray", "icons", "text services", "keyring", "portaudio", "audio devices",
+               "echo cancellation", "simulated session")
 
 # PortAudio made unreachable the way a machine without libportaudio2 sees it: sounddevice's lookup
 # (ctypes.util.find_library("portaudio")) finds nothing.
@@ -59,6 +59,8 @@ def test_headless_self_test_passes(tmp_path: Path) -> None:
     assert lines["qt platform"][0] == "OK" and lines["qt platform"][1].startswith("offscreen")
     assert lines["system tray"] == ("INFO", "not checked without a display")
     assert lines["icons"][0] == "OK"
+    assert lines["text services"] == ("OK", "collation, time-zone names (Central European Standard Time), "
+                                            "8 legacy encodings")
     assert lines["keyring"][0] in ("OK", "WARN")
     if lines["keyring"][0] == "WARN":  # the fail backend: keystore's sentence, not a failure
         assert "keyring.backends.fail" in lines["keyring"][1] and "OPENAI_API_KEY" in lines["keyring"][1]

@@ -54,11 +54,11 @@ wheel_cache=${AVA_WHEEL_CACHE:-$repo/build/wheels}
 numpy_without_blas() {
     local numpy_version wheel
     numpy_version=$("$python" -c 'import numpy; print(numpy.__version__)')
-    wheel=$(find "$wheel_cache" -maxdepth 1 -name "numpy-$numpy_version-*.whl" 2>/dev/null | head -n 1)
+    mkdir -p "$wheel_cache"
+    wheel=$(find "$wheel_cache" -maxdepth 1 -name "numpy-$numpy_version-*.whl" | head -n 1)
     if [[ -z $wheel ]]; then
         command -v g++ >/dev/null || die "g++ is needed to build numpy without BLAS: apt-get install g++"
         say "building numpy $numpy_version without BLAS into $wheel_cache (once; a few minutes)"
-        mkdir -p "$wheel_cache"
         "$python" -m pip wheel --quiet --no-deps --no-cache-dir --no-binary numpy "numpy==$numpy_version" \
             -w "$wheel_cache" -Csetup-args=-Dblas=none -Csetup-args=-Dlapack=none -Csetup-args=-Dallow-noblas=true \
             || die "building numpy $numpy_version from source failed (see above)"

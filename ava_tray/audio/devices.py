@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,36 @@ def _import_sounddevice() -> Any:
         logger.warning("sounddevice unavailable: %s", exc)
         raise AudioDeviceError(_PORTAUDIO_MISSING) from exc
     return sounddevice
+
+
+# PortAudio reads the list of devices once, when it starts; a headset plugged in later is not in it, and one
+# unplugged stays in it. Restarting PortAudio reads the list again, but closes every open stream, so it is
+# done only while this process has no stream open: before audio opens (each connection attempt) and when
+# the Settings pickers list the devices. `_portaudio_lock` orders the restart with opening and closing.
+_portaudio_lock = threading.RLock()
+_open_stream_count = 0
+
+
+def rescan_devices(sd: Any) -> bool:
+    """Restart PortAudio so that it sees the devices present now; False (no-op) while a stream is open."""
+    with _portaudio_lock:
+        if _open_stream_count:
+            return False
+        started = time.monotonic()
+        try:
+            sd._terminate()
+            sd._initialize()
+        except (sd.PortAudioError, OSError) as exc:
+            raise AudioDeviceError(f"PortAudio could not look for audio devices ({_reason(exc)}): "
+                                   "check the sound system, then Restart from AVA's menu.") from exc
+        logger.debug("audio devices re-read in %.0f ms", (time.monotonic() - started) * 1000)
+        return True
+
+
+def _count_streams(delta: int) -> None:
+    global _open_stream_count
+    with _portaudio_lock:
+        _open_stream_count += delta
 
 
 def _noun(kind: Kind) -> str:
@@ -253,15 +284,22 @@ class SoundDeviceVoiceIO:
 
     def _open_streams(self, sd: Any, loop: asyncio.AbstractEventLoop) -> tuple[Any, Any]:
         """Choose devices and rates, open and start both streams; on any failure close what opened."""
+        with _portaudio_lock:
+            return self._rescan_and_open(sd, loop)
+
+    def _rescan_and_open(self, sd: Any, loop: asyncio.AbstractEventLoop) -> tuple[Any, Any]:
         opened: list[Any] = []
         try:
+            rescan_devices(sd)
             self._input = self._choose(sd, "input", self._input_device)
             self._output = self._choose(sd, "output", self._output_device)
             self.echo = EchoFrontEnd(processing_for(self._audio_mode, self._output.name), output_rate=self._output.rate)
             in_stream = self._make_stream(sd, "input", self._input, loop)
             opened.append(in_stream)
+            _count_streams(1)
             out_stream = self._make_stream(sd, "output", self._output, loop)
             opened.append(out_stream)
+            _count_streams(1)
             started: tuple[tuple[Any, Kind, _DeviceChoice], ...] = (
                 (in_stream, "input", self._input),
                 (out_stream, "output", self._output),
@@ -360,6 +398,7 @@ class SoundDeviceVoiceIO:
                 stream.abort()
             with contextlib.suppress(Exception):
                 stream.close()
+            _count_streams(-1)
 
     # --- callbacks (PortAudio's threads: no logging, no blocking) -----------------------------
 
@@ -445,11 +484,14 @@ class SoundDeviceVoiceIO:
 def list_devices() -> tuple[list[str], list[str]]:
     """Names of the input and output devices for the Settings pickers; empty without PortAudio.
 
+    Read anew from the OS unless AVA's audio is open (see `rescan_devices`).
+
     A name found under several host APIs is given as "name, host API", which `sounddevice` matches
     exactly, so every entry opens the device it names.
     """
     try:
         sd = _import_sounddevice()
+        rescan_devices(sd)  # while AVA's audio is open: the list read when it opened
         devices = list(sd.query_devices())
         hostapis = [str(api["name"]) for api in sd.query_hostapis()]
     except AudioDeviceError:

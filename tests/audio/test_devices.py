@@ -31,7 +31,7 @@ from pulse import (
 )
 
 from ava_tray.audio import AudioDeviceError
-from ava_tray.audio.devices import SoundDeviceVoiceIO, list_devices, portaudio_info
+from ava_tray.audio.devices import SoundDeviceVoiceIO, list_devices, portaudio_info, rescan_devices
 
 BLOCK_BYTES = 24000 * 20 // 1000 * 2
 
@@ -290,3 +290,21 @@ async def test_when_the_speaker_fails_the_open_microphone_is_closed(monkeypatch:
     )
     assert not io.is_open and io.input_rate is None and io.failure is None
     await wait_until(lambda: no_more_threads_than(baseline), timeout=5, what="the microphone to be closed")
+
+
+@pytest.mark.e2e
+@needs_pulse()
+async def test_listing_devices_while_audio_is_open_does_not_restart_portaudio(voice: SoundDeviceVoiceIO) -> None:
+    """Restarting PortAudio (to see newly plugged devices) would close AVA's open streams: not while they are open."""
+    import sounddevice as sd
+
+    mic = MicLog()
+    await voice.open(mic)
+    assert not rescan_devices(sd)
+    inputs, outputs = list_devices()
+    assert inputs and outputs
+    before = len(mic.blocks)
+    await wait_until(lambda: len(mic.blocks) >= before + 10, timeout=5, what="the microphone to keep delivering")
+    assert voice.is_open and voice.failure is None
+    await voice.close()
+    assert rescan_devices(sd), "with AVA's audio closed the device list is read again"

@@ -559,6 +559,13 @@ class SimulatedConnection:
             await self._error("invalid_value", "`item` must be a message, function_call or function_call_output.",
                               param="item.type", client_event=event)
             return
+        if item["type"] == "function_call_output" and not any(
+                known.get("type") == "function_call" and known.get("call_id") == item.get("call_id")
+                for known in self._items.values()):
+            # As OpenAI: an output must answer a function_call item of this session's conversation.
+            await self._error("invalid_tool_call_id", f"Tool call ID {item.get('call_id')!r} not found in "
+                              "conversation.", param="item.call_id", client_event=event)
+            return
         item = copy.deepcopy(item)
         item.setdefault("id", self._sim._new_id("item"))
         item["object"] = "realtime.item"

@@ -287,6 +287,27 @@ async def test_function_call_round_trip(simulator: RealtimeSimulator) -> None:
     await client.ws.close()
 
 
+async def test_an_output_for_a_call_this_session_never_made_is_refused_as_by_openai(
+        simulator: RealtimeSimulator) -> None:
+    """What a client that forgets to re-create a call in a new session would get."""
+    client = await open_client(simulator)
+    output = {"type": "function_call_output", "call_id": "call_from_another_session", "output": "{}"}
+    await client.send({"type": "conversation.item.create", "item": output})
+    error = await client.recv()
+    assert error["type"] == "error" and error["error"]["code"] == "invalid_tool_call_id"
+    assert "call_from_another_session" in error["error"]["message"]
+    await client.send({"type": "conversation.item.create", "item": {
+        "type": "function_call", "call_id": "call_from_another_session", "name": "get_time", "arguments": "{}"}})
+    assert (await client.recv())["type"] == "conversation.item.added"
+    assert (await client.recv())["type"] == "conversation.item.done"
+    await client.send({"type": "conversation.item.create", "item": output})
+    added = await client.recv()
+    assert added["type"] == "conversation.item.added" and added["item"]["call_id"] == "call_from_another_session"
+    assert simulator.sessions[0].errors_sent == ["invalid_tool_call_id"]
+    assert len(simulator.sessions[0].function_outputs) == 1
+    await client.ws.close()
+
+
 async def test_a_queued_function_call_replaces_the_next_reply(simulator: RealtimeSimulator) -> None:
     simulator.request_function_call("lights", {"on": True})
     client = await open_client(simulator)

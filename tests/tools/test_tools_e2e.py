@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import webbrowser
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from openai.types.realtime import RealtimeClientEvent
 from ava_tray.audio import VoiceIO
 from ava_tray.engine import AvaEngine
 from ava_tray.history import ReconnectHistory
+from ava_tray.session import RolloverPolicy
 from ava_tray.settings import Settings
 from ava_tray.simulator import Fault, RealtimeSimulator
 from ava_tray.simulator.connection import SimulatedSession
@@ -262,6 +264,63 @@ async def test_tools_and_memory_survive_a_rollover(voice_io_factory: Callable[[]
         assert first["tools"] == second["tools"]
         assert "4711" in second["instructions"]
         assert (await ava.call("recall", {"query": "bike lock"}))["facts"][0]["text"].endswith("4711.")
+        await ava.stop()
+        engine.toolbox.memory.close()
+    assert validate_client_events(simulator) > 0
+
+
+async def test_a_tool_still_running_at_the_hard_margin_answers_in_the_new_session(
+        voice_io_factory: Callable[[], VoiceIO], tmp_path: Path) -> None:
+    """A running tool holds the rollover back until the hard margin; then the handover happens mid-call and
+    the answer goes to the new session with its call re-created first (OpenAI refuses an output whose call
+    the conversation never had: the simulator does too, with `invalid_tool_call_id`)."""
+    limit = 12.0
+    started, release = threading.Event(), threading.Event()
+
+    def slow_lookup() -> dict[str, str]:
+        """Looks something up, slowly."""
+        started.set()
+        release.wait(30)
+        return {"answer": "found it"}
+
+    async with RealtimeSimulator(session_limit=limit) as simulator:
+        settings = replace(Settings(), realtime_url=simulator.url)  # rollover on, as shipped
+        engine = AvaEngine(settings, None, voice_io_factory=voice_io_factory,
+                           history=ReconnectHistory(tmp_path / "history.jsonl"))
+        engine.toolbox.registry.consent = FakeConsent(answer=True)
+        engine.toolbox.registry.register(make_tool(slow_lookup, timeout=30.0))
+        ava = Ava(simulator, engine, FakeNotifier())
+        await ava.start()
+        first = simulator.sessions[0]
+        simulator.request_function_call("slow_lookup", {})
+        await wait_until(started.is_set, timeout=10, what="the tool to start")
+        call_id = first.function_calls[-1]["call_id"]
+
+        await wait_until(lambda: len(simulator.sessions) >= 2 and bool(simulator.sessions[1].session_updates)
+                         and not first.open, timeout=limit, what="the rollover")
+        second = simulator.sessions[1]
+
+        def wall(monotonic: float) -> float:
+            return time.time() - (time.monotonic() - monotonic)
+
+        soft, hard = RolloverPolicy().window(wall(first.opened_at), int(first.expires_at))  # as the client saw it
+        handed_over = wall(second.opened_at)
+        assert soft + 1.0 < hard - 0.2 <= handed_over < first.expires_at, (
+            f"handed over {handed_over - soft:+.2f} s after the soft margin, {handed_over - hard:+.2f} s after the "
+            "hard one: it must wait for the hard one while the tool runs")
+        assert not release.is_set() and first.close_code == 1000 and engine.session.handovers == 1
+
+        release.set()
+        await wait_until(lambda: len(second.function_outputs) == 1 and second.replies_sent >= 1, timeout=10,
+                         what="the tool's answer and the reply to it in the new session")
+        assert not first.function_outputs and not second.errors_sent
+        sent = [e for e in second.client_events if e["type"] in ("conversation.item.create", "response.create")]
+        tail = [(e["type"], e.get("item", {}).get("type")) for e in sent[-3:]]
+        assert tail == [("conversation.item.create", "function_call"),
+                        ("conversation.item.create", "function_call_output"), ("response.create", None)]
+        assert sent[-3]["item"]["call_id"] == sent[-2]["item"]["call_id"] == call_id
+        assert sent[-3]["item"]["name"] == "slow_lookup"
+        assert json.loads(sent[-2]["item"]["output"]) == {"answer": "found it"}
         await ava.stop()
         engine.toolbox.memory.close()
     assert validate_client_events(simulator) > 0

@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="read an API key from standard input into the OS keyring")
     parser.add_argument("--forget-key", action="store_true", help="remove the API key from the OS keyring")
     parser.add_argument("--self-test", action="store_true", help="check Qt, keyring, audio and one demo session")
+    parser.add_argument("--list-devices", nargs="?", const="text", choices=["text", "json"],
+                        help="print the microphones and speakers AVA can use (the names Settings takes)")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="stderr log level")
     parser.add_argument("--version", action="version", version=f"ava-tray {__version__}")
     return parser
@@ -44,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.session_limit is not None and args.session_limit <= 0:
         print("--session-limit must be a positive number of seconds.", file=sys.stderr)
         return 2
-    logs.configure(args.log_level)
+    logs.configure(args.log_level, to_file=not args.list_devices)  # a listing (also AVA's own helper) logs nothing
     try:
         if args.set_key:
             return set_key()
         if args.forget_key:
             return forget_key()
+        if args.list_devices:
+            return print_devices(args.list_devices)
         if args.self_test:
             from ava_tray.selftest import run_self_test
 
@@ -85,6 +89,22 @@ def forget_key() -> int:
         print(str(exc), file=sys.stderr)
         return 1
     print("The API key was removed from the OS keyring." if removed else "No API key was stored.")
+    return 0
+
+
+def print_devices(form: str) -> int:
+    """`--list-devices`: the device names, for people (text) or for AVA's own Settings (json)."""
+    import json
+
+    from ava_tray.audio.devices import list_devices_here
+
+    inputs, outputs = list_devices_here()
+    if form == "json":
+        print(json.dumps({"inputs": inputs, "outputs": outputs}))
+        return 0
+    for title, names in (("Microphones", inputs), ("Speakers", outputs)):
+        print(f"{title}:")
+        print("\n".join(f"  {name}" for name in names) if names else "  (none found)")
     return 0
 
 

@@ -15,8 +15,9 @@ logger = logging.getLogger(__name__)
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure(stderr_level: str | None = None) -> None:
-    """Send INFO and up to `ava-tray.log`, and `stderr_level` (default WARNING) and up to stderr."""
+def configure(stderr_level: str | None = None, *, to_file: bool = True) -> None:
+    """Send INFO and up to `ava-tray.log` (unless not `to_file`), and `stderr_level` (default WARNING) and up
+    to stderr."""
     root = logging.getLogger()
     redactor = RedactingFilter()
     level = (stderr_level or os.environ.get("AVA_LOG_LEVEL") or "WARNING").upper()
@@ -26,6 +27,10 @@ def configure(stderr_level: str | None = None) -> None:
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     console.addFilter(redactor)
     root.addHandler(console)
+    for noisy in ("websockets", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not to_file:
+        return
     try:
         folder = paths.log_dir()
         folder.mkdir(parents=True, exist_ok=True)
@@ -37,5 +42,3 @@ def configure(stderr_level: str | None = None) -> None:
         file.setFormatter(logging.Formatter(FORMAT))
         file.addFilter(redactor)
         root.addHandler(file)
-    for noisy in ("websockets", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -46,7 +49,8 @@ def _import_sounddevice() -> Any:
 # PortAudio reads the list of devices once, when it starts; a headset plugged in later is not in it, and one
 # unplugged stays in it. Restarting PortAudio reads the list again, but closes every open stream, so it is
 # done only while this process has no stream open: before audio opens (each connection attempt) and when
-# the Settings pickers list the devices. `_portaudio_lock` orders the restart with opening and closing.
+# the Settings pickers list the devices (while audio is open a helper process lists them instead).
+# `_portaudio_lock` orders the restart with opening and closing.
 _portaudio_lock = threading.RLock()
 _open_stream_count = 0
 
@@ -484,14 +488,52 @@ class SoundDeviceVoiceIO:
 def list_devices() -> tuple[list[str], list[str]]:
     """Names of the input and output devices for the Settings pickers; empty without PortAudio.
 
-    Read anew from the OS unless AVA's audio is open (see `rescan_devices`).
-
-    A name found under several host APIs is given as "name, host API", which `sounddevice` matches
-    exactly, so every entry opens the device it names.
+    Always the devices present now: read here when no stream is open; while AVA's audio is open (when
+    PortAudio cannot restart, see `rescan_devices`) read by a short-lived `ava-tray --list-devices json`,
+    falling back to the list read when the audio opened.
     """
+    with _portaudio_lock:
+        audio_open = _open_stream_count > 0
+    if audio_open:
+        fresh = _list_devices_in_child()
+        if fresh is not None:
+            return fresh
+    return list_devices_here()
+
+
+CHILD_LISTING_TIMEOUT_S = 10.0
+
+
+def _own_command() -> list[str]:
+    """How to start this program again: the frozen executable, or this Python with `-m ava_tray`."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "ava_tray"]
+
+
+def _list_devices_in_child() -> tuple[list[str], list[str]] | None:
+    """The device lists from a fresh process (its own PortAudio), or None if that failed."""
+    try:
+        done = subprocess.run([*_own_command(), "--list-devices", "json"], capture_output=True, text=True,
+                              timeout=CHILD_LISTING_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL,
+                              creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))  # Windows: no console
+        if done.returncode != 0:
+            raise ValueError(f"exit code {done.returncode}: {done.stderr.strip()[-200:]}")
+        listing = json.loads(done.stdout.strip().splitlines()[-1])
+        inputs, outputs = listing["inputs"], listing["outputs"]
+        if not all(isinstance(name, str) for name in [*inputs, *outputs]):
+            raise ValueError("not a list of names")
+        return list(inputs), list(outputs)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, subprocess.TimeoutExpired) as exc:
+        logger.warning("could not list audio devices in a helper process (%s); showing those seen at start", exc)
+        return None
+
+
+def list_devices_here() -> tuple[list[str], list[str]]:
+    """The device names PortAudio in this process sees (read anew unless a stream is open)."""
     try:
         sd = _import_sounddevice()
-        rescan_devices(sd)  # while AVA's audio is open: the list read when it opened
+        rescan_devices(sd)
         devices = list(sd.query_devices())
         hostapis = [str(api["name"]) for api in sd.query_hostapis()]
     except AudioDeviceError:
@@ -501,6 +543,8 @@ def list_devices() -> tuple[list[str], list[str]]:
         return [], []
 
     def names(kind: Kind) -> list[str]:
+        """A name found under several host APIs is given as "name, host API", which `sounddevice` matches
+        exactly, so every entry opens the device it names."""
         found = [d for d in devices if d[f"max_{kind}_channels"] > 0]
         counts = collections.Counter(str(d["name"]) for d in found)
         result = []

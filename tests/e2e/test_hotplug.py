@@ -8,10 +8,13 @@ simulator on loopback.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import pulse
 import pytest
 from test_console_e2e import ConsoleAva
 
+from ava_tray.audio import VoiceIO
 from ava_tray.audio.devices import list_devices
 from ava_tray.settings import Settings, SettingsStore
 from ava_tray.simulator import RealtimeSimulator
@@ -83,4 +87,37 @@ def test_the_settings_pickers_list_a_device_plugged_in_after_start(tmp_path: Pat
         (tmp_path / ".asoundrc").unlink()
     inputs, _outputs = list_devices()
     assert HEADSET not in inputs, "an unplugged device must leave the list"
-    assert sys.modules.get("sounddevice") is not None
+
+
+async def test_while_audio_is_open_the_pickers_still_list_a_device_plugged_in_now(
+        voice_io_factory: Callable[[], VoiceIO], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AVA connected, its streams open: Settings lists the devices through a helper process, and AVA's
+    microphone goes on delivering throughout."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    voice = voice_io_factory()
+    blocks: list[float] = []
+    await voice.open(lambda pcm, captured_at: blocks.append(captured_at))
+    try:
+        (tmp_path / ".asoundrc").write_text(ASOUNDRC)  # plugged in while the audio is open
+        inputs, outputs = await asyncio.to_thread(list_devices)
+        assert HEADSET in inputs and outputs
+        before = len(blocks)
+        await pulse.wait_until(lambda: len(blocks) >= before + 10, timeout=5, what="AVA's microphone to go on")
+        assert voice.failure is None
+    finally:
+        await voice.close()
+
+
+def test_list_devices_command_prints_the_names_settings_takes(tmp_path: Path, isolated_user_dirs: Path) -> None:
+    (tmp_path / ".asoundrc").write_text(ASOUNDRC)
+    env = dict(os.environ, HOME=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "ava_tray", "--list-devices"], env=env, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "Microphones:" and f"  {HEADSET}" in lines[:lines.index("Speakers:")]
+    assert f"  {HEADSET}" in lines[lines.index("Speakers:"):]  # an ALSA pulse PCM plays and records
+    assert not any(isolated_user_dirs.rglob("*.log")), "a listing writes no log file"
+    as_json = subprocess.run([sys.executable, "-m", "ava_tray", "--list-devices", "json"], env=env,
+                             capture_output=True, text=True, timeout=30)
+    assert HEADSET in json.loads(as_json.stdout)["inputs"]

@@ -232,6 +232,15 @@ def test_installed_self_test_without_system_portaudio(installed: Path, tmp_path:
     assert "frozen at /opt/ava-tray/_internal" in result.stdout
 
 
+def test_installed_lists_devices_as_its_settings_helper(installed: Path, tmp_path: Path) -> None:
+    """`ava-tray --list-devices json` is how the running app lists devices while its audio is open."""
+    result = subprocess.run([str(COMMAND), "--list-devices", "json"], env=dict(os.environ, HOME=str(tmp_path)),
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    listing = json.loads(result.stdout)
+    assert listing["inputs"] and listing["outputs"], listing  # PulseAudio's "pulse" and "default" at least
+
+
 def _read_state(path: Path) -> dict[str, object] | None:
     try:
         state: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))

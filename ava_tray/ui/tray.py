@@ -69,6 +69,7 @@ class TrayUI(QObject):
         self.tray_available = tray_available
         self.policy = NotificationPolicy()
         self.status: TrayStatus | None = None
+        self._rendered_state = ""
         self.notices: list[Notice] = []
         self.status_window_opened = 0
         self._icon_key: tuple[str, bool] | None = None
@@ -163,11 +164,11 @@ class TrayUI(QObject):
                 window.close() if window is not self.status_window else window.hide()
 
     def on_state(self, state: UiState) -> None:
-        """The supervisor (or the app) changed state: notify if it deserves it, then render."""
+        """The supervisor (or the app) changed state: render it, then notify if it deserves it."""
         notice = self.policy.on_state(state, self.clock.monotonic())
+        self.render()
         if notice is not None:
             self.notify(notice)
-        self.render()
 
     def render(self) -> None:
         """Apply `describe()` for the current state and time; arm the timer for the next change."""
@@ -175,6 +176,7 @@ class TrayUI(QObject):
         state = self.host.state
         status = describe(state, now, muted=self.host.muted)
         self.status = status
+        self._rendered_state = type(state).__name__
         key = (status.icon_name, prefers_dark())
         if key != self._icon_key:
             self._icon_key = key
@@ -262,7 +264,7 @@ class TrayUI(QObject):
         history_rows = self.history_window.table.rowCount() if self.history_window is not None else 0
         return {
             "pid": os.getpid(),
-            "state": type(self.host.state).__name__,
+            "state": self._rendered_state,  # what the icon shows, not a state not yet rendered
             "icon": self.status.icon_name if self.status else None,
             "tooltip": self._tooltip,
             "status_line": self.status.status_line if self.status else "",

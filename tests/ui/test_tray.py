@@ -17,6 +17,7 @@ from ava_tray.ui.tray import TrayUI
 
 EXPIRED = SessionEnding(Cause.SESSION_EXPIRED, "Session expired (60-minute limit reached)", 1001)
 BAD_KEY = SessionEnding(Cause.FATAL, "The API key was rejected. Replace it in Settings.", 3000)
+ICON_NAMES_BY_STATE = {"Connecting": "connecting", "Error": "error"}
 
 
 @dataclass
@@ -159,3 +160,24 @@ def test_entering_error_notifies_once(ui: TrayUI, clock: ManualClock) -> None:
     set_state(ui, Error(BAD_KEY, 2))
     set_state(ui, Error(BAD_KEY, 2))
     assert len(ui.notices) == 1 and "API key was rejected" in ui.notices[0].message
+
+
+def test_the_error_icon_is_up_before_its_notification(ui: TrayUI, clock: ManualClock,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notification follows the icon, and no outside view (the debug state) ever pairs a new state with the
+    old icon: the X11 tests read that file while the app runs."""
+    seen: list[tuple[str, str | None, int]] = []
+    shown = ui.notify
+
+    def notify(notice: object) -> None:
+        seen.append(("notify", ui.status.icon_name if ui.status else None, 0))
+        shown(notice)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ui, "notify", notify)
+    monkeypatch.setattr(ui, "write_debug_state", lambda: seen.append(
+        (ui.debug_snapshot()["state"], ui.debug_snapshot()["icon"], len(ui.notices))))
+    set_state(ui, Connecting(1, clock.monotonic()))
+    set_state(ui, Error(BAD_KEY, 2))
+    assert ("notify", "error", 0) in seen
+    assert seen.index(("notify", "error", 0)) > seen.index(("Error", "error", 0))
+    assert all(icon == ICON_NAMES_BY_STATE[state] for state, icon, _ in seen if state in ICON_NAMES_BY_STATE)

@@ -274,7 +274,8 @@ def test_rejected_key_error_icon_notification_no_retries_then_new_key_and_restar
         app = TrayApp(dict(env, AVA_REALTIME_URL=url), home)
         apps.append(app)
         app.icon_centre()
-        state = app.wait(lambda s: s["state"] == "Error", 20, "the Error state")
+        state = app.wait(lambda s: s["state"] == "Error" and s["notifications"], 20,
+                         "the Error state and its notification (which follows the icon)")
         assert state["icon"] == "error"
         assert state["tooltip"] == "AVA · Error: the API key was rejected"
         assert [n["title"] for n in state["notifications"]] == ["AVA stopped reconnecting"]

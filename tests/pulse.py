@@ -14,13 +14,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import wave
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from waits import wait_until
 
 RATE = 24000
 RUN_HINT = "bash scripts/with-services.sh .venv/bin/python -m pytest tests/audio"
@@ -112,17 +112,6 @@ def needs_pulse() -> pytest.MarkDecorator:
     reason = pulse_skip_reason()
     return pytest.mark.skipif(reason is not None, reason=reason or "")
 
-
-# --- waiting ---------------------------------------------------------------------------------------------
-
-
-async def wait_until(condition: Callable[[], bool], *, timeout: float, what: str, poll: float = 0.01) -> None:
-    """Poll `condition` until it holds; fail the test with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(poll)
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:

@@ -8,25 +8,16 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waits import poll_until
 
 pytestmark = [pytest.mark.x11, pytest.mark.e2e,
               pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("trayer")),
                                  reason="needs Xvfb and trayer: run scripts/bootstrap.sh")]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 @pytest.fixture
@@ -62,14 +53,14 @@ def test_the_status_window_moves_into_a_tray_that_appears_later(private_display:
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     trayer: subprocess.Popen[bytes] | None = None
     try:
-        wait_until(lambda: state().get("windows", {}).get("status"), 20, "the status window (no tray yet)")
+        poll_until(lambda: state().get("windows", {}).get("status"), 20, "the status window (no tray yet)")
         assert state()["tray_available"] is False
         trayer = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
                                    "--height", "32", "--SetDockType", "true", "--transparent", "false"],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: state().get("tray_available") and state().get("tray_visible"), 15,
+        poll_until(lambda: state().get("tray_available") and state().get("tray_visible"), 15,
                    "AVA to move into the tray")
-        wait_until(lambda: state().get("geometry", [0, 0, 0, 0])[2] > 0, 10, "the icon to get a place in the tray")
+        poll_until(lambda: state().get("geometry", [0, 0, 0, 0])[2] > 0, 10, "the icon to get a place in the tray")
         app.terminate()
         assert app.wait(5) == 0
     finally:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waits import poll_until
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD_KEY = "sk-test-x11-" + "Gd4kQ9" * 5
@@ -42,18 +43,6 @@ def _tray_available() -> tuple[bool, str]:
 
 _AVAILABLE, _WHY = _tray_available()
 pytestmark = [pytest.mark.x11, pytest.mark.e2e, pytest.mark.skipif(not _AVAILABLE, reason=_WHY)]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `predicate` until it returns something true; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def holds_for(predicate: Callable[[], bool], seconds: float) -> bool:
@@ -114,7 +103,7 @@ class TrayApp:
             state = self.state()
             return state if state and predicate(state) else None
 
-        result: dict[str, Any] = wait_until(check, timeout, f"{what} (last state: {self.state()})")
+        result: dict[str, Any] = poll_until(check, timeout, f"{what} (last state: {self.state()})")
         return result
 
     def icon_centre(self) -> tuple[int, int]:
@@ -215,7 +204,7 @@ def test_demo_tray_icon_countdown_click_menu_history_and_quit(env: dict[str, str
 
     app.click_icon(1)
     app.wait(lambda s: s["windows"]["status"], 10, "the status window after a left click")
-    wait_until(lambda: xdotool("search", "--onlyvisible", "--name", "AVA · Status"), 10,
+    poll_until(lambda: xdotool("search", "--onlyvisible", "--name", "AVA · Status"), 10,
                "xdotool to find the status window")
     shots.take("status-window")
 
@@ -224,7 +213,7 @@ def test_demo_tray_icon_countdown_click_menu_history_and_quit(env: dict[str, str
     # Enabled items: Restart now, Mute microphone, Status…, Reconnect history…
     app.choose("Down", "Down", "Down", "Down", "Return")
     app.wait(lambda s: s["windows"]["history"] and s["history_rows"] >= 1, 10, "the history window with a record")
-    wait_until(lambda: xdotool("search", "--onlyvisible", "--name", "Reconnect history"), 10,
+    poll_until(lambda: xdotool("search", "--onlyvisible", "--name", "Reconnect history"), 10,
                "xdotool to find the history window")
     shots.take("history-window")
 

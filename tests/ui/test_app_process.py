@@ -9,20 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-    return value
+from waits import poll_until
 
 
 class Ava:
@@ -59,10 +51,10 @@ def test_no_tray_falls_back_to_the_status_window_and_signals_quit_cleanly(
         isolated_user_dirs: Path, started: list[Ava], signum: int) -> None:
     app = Ava(isolated_user_dirs, "--demo", "--session-limit", "5")
     started.append(app)
-    wait_until(lambda: app.state().get("windows", {}).get("status"), 20, "the status window")
+    poll_until(lambda: app.state().get("windows", {}).get("status"), 20, "the status window")
     assert not app.state()["tray_available"]
-    wait_until(lambda: "No system tray is available" in app.output(), 5, "the no-tray message")
-    wait_until(lambda: "embedded simulator" in app.output(), 10, "the demo engine")
+    poll_until(lambda: "No system tray is available" in app.output(), 5, "the no-tray message")
+    poll_until(lambda: "embedded simulator" in app.output(), 10, "the demo engine")
     began = time.monotonic()
     app.proc.send_signal(signum)
     assert app.proc.wait(timeout=5) == 0, app.output()[-2000:]
@@ -73,12 +65,12 @@ def test_no_tray_falls_back_to_the_status_window_and_signals_quit_cleanly(
 def test_a_second_launch_hands_over_and_exits(isolated_user_dirs: Path, started: list[Ava]) -> None:
     first = Ava(isolated_user_dirs, "--demo")
     started.append(first)
-    wait_until(lambda: first.state().get("windows", {}).get("status"), 20, "the first instance")
+    poll_until(lambda: first.state().get("windows", {}).get("status"), 20, "the first instance")
     second = Ava(isolated_user_dirs, "--demo")
     started.append(second)
     assert second.proc.wait(timeout=20) == 0
     assert "already running" in second.output()
-    wait_until(lambda: first.state().get("status_window_opened", 0) >= 2, 10, "the first instance to show itself")
+    poll_until(lambda: first.state().get("status_window_opened", 0) >= 2, 10, "the first instance to show itself")
     assert first.proc.poll() is None
     first.proc.terminate()
     assert first.proc.wait(timeout=5) == 0
@@ -88,13 +80,13 @@ def test_a_stale_lock_after_a_crash_does_not_block_the_next_start(isolated_user_
                                                                    started: list[Ava]) -> None:
     crashed = Ava(isolated_user_dirs, "--demo")
     started.append(crashed)
-    wait_until(lambda: crashed.state().get("windows", {}).get("status"), 20, "the first instance")
+    poll_until(lambda: crashed.state().get("windows", {}).get("status"), 20, "the first instance")
     crashed.proc.kill()  # no cleanup: the lock's socket file stays behind
     crashed.proc.wait()
     crashed.state_file.unlink()
     after = Ava(isolated_user_dirs, "--demo")
     started.append(after)
-    wait_until(lambda: after.state().get("windows", {}).get("status"), 20, "the next start")
+    poll_until(lambda: after.state().get("windows", {}).get("status"), 20, "the next start")
     assert after.proc.poll() is None
     after.proc.terminate()
     assert after.proc.wait(timeout=5) == 0

@@ -156,22 +156,19 @@ class MemoryStore:
                 raise
             self._db.execute("COMMIT")
 
-    def _query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Rows of one read on the shared connection (facts, reminders)."""
         with self._lock:
             return self._db.execute(sql, parameters).fetchall()
+
+    def create_tables(self, schema: str) -> None:
+        """Run a schema script (`CREATE ... IF NOT EXISTS`) on the shared database, e.g. the reminders table."""
+        with self._lock:
+            self._db.executescript(schema)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """The shared connection (for the reminders table); hold `lock` while using it."""
-        return self._db
-
-    @property
-    def lock(self) -> threading.RLock:
-        return self._lock
 
     # -- facts ---------------------------------------------------------------------------------
 
@@ -194,36 +191,33 @@ class MemoryStore:
         return Fact(fact_id, text, learned_at)
 
     def get(self, fact_id: int) -> Fact | None:
-        rows = self._query("SELECT id, text, learned_at FROM facts WHERE id = ?", (fact_id,))
+        rows = self.query("SELECT id, text, learned_at FROM facts WHERE id = ?", (fact_id,))
         return _fact(rows[0]) if rows else None
 
     def list_facts(self, limit: int | None = None, offset: int = 0) -> list[Fact]:
         """Facts, newest first."""
-        rows = self._query("SELECT id, text, learned_at FROM facts ORDER BY learned_at DESC, id DESC "
+        rows = self.query("SELECT id, text, learned_at FROM facts ORDER BY learned_at DESC, id DESC "
                            "LIMIT ? OFFSET ?", (-1 if limit is None else limit, offset))
         return [_fact(row) for row in rows]
 
     def count(self) -> int:
-        return int(self._query("SELECT count(*) FROM facts")[0][0])
+        return int(self.query("SELECT count(*) FROM facts")[0][0])
 
     def search(self, query: str, limit: int = 50) -> list[Fact]:
         """Facts matching any word of `query` (prefixes too), best match first; all facts for an empty query."""
-        words = [word for word in re.findall(r"\w+", query.lower()) if word]
-        if not words:
-            return self.list_facts(limit)
-        return self._match(words, limit)
+        return self._match(query, limit, ignored=frozenset())
 
     def recall(self, query: str, limit: int = 5) -> list[Fact]:
         """The facts most relevant to a question (common words are ignored)."""
-        words = [word for word in re.findall(r"\w+", query.lower()) if word not in _STOPWORDS]
+        return self._match(query, limit, ignored=_STOPWORDS)
+
+    def _match(self, query: str, limit: int, ignored: frozenset[str]) -> list[Fact]:
+        words = [word for word in re.findall(r"\w+", query.lower()) if word not in ignored]
         if not words:
             return self.list_facts(limit)
-        return self._match(words, limit)
-
-    def _match(self, words: list[str], limit: int) -> list[Fact]:
         expression = " OR ".join('"' + word.replace('"', "") + '"*' for word in words)
         try:
-            rows = self._query(
+            rows = self.query(
                 "SELECT f.id, f.text, f.learned_at FROM facts_fts JOIN facts f ON f.id = facts_fts.rowid "
                 "WHERE facts_fts MATCH ? ORDER BY bm25(facts_fts), f.learned_at DESC LIMIT ?",
                 (expression, limit))
@@ -242,18 +236,15 @@ class MemoryStore:
         logger.info("forgot fact %d", fact_id)
         return _fact(row)
 
-    def export(self) -> str:
-        """Every fact as JSON (for a backup or another tool)."""
-        return json.dumps({"exported_at": self._wall(), "facts": [fact.to_json() for fact in self.list_facts()]},
-                          ensure_ascii=False, indent=2)
-
     def export_to(self, path: Path) -> int:
-        """Write the export to `path` atomically; returns how many facts it holds."""
-        text = self.export()
+        """Every fact as JSON (a backup, or for another tool), written to `path` atomically; returns how many."""
+        facts = self.list_facts()
+        text = json.dumps({"exported_at": self._wall(), "facts": [fact.to_json() for fact in facts]},
+                          ensure_ascii=False, indent=2)
         temporary = path.with_name(path.name + ".tmp")
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, path)
-        return len(json.loads(text)["facts"])
+        return len(facts)
 
     def digest(self, max_facts: int = DIGEST_FACTS, max_chars: int = DIGEST_CHARS) -> str:
         """The most recent facts as an instructions suffix, within `max_chars`; empty when nothing is known."""

@@ -62,8 +62,7 @@ class ReminderScheduler:
         self._clock = clock or SystemClock()
         self._changed: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        with store.lock:
-            store.connection.executescript(_SCHEMA)
+        store.create_tables(_SCHEMA)
 
     # -- the table -----------------------------------------------------------------------------
 
@@ -75,10 +74,9 @@ class ReminderScheduler:
         if len(text) > MAX_REMINDER_CHARS:
             raise ValueError(f"The reminder text is too long (at most {MAX_REMINDER_CHARS} characters).")
         now = self._clock.wall()
-        with self._store.lock:
-            cursor = self._store.connection.execute(
-                "INSERT INTO reminders(text, due_at, created_at) VALUES (?, ?, ?)", (text, due_at, now))
-            reminder_id = cursor.lastrowid
+        with self._store.transaction() as db:
+            reminder_id = db.execute("INSERT INTO reminders(text, due_at, created_at) VALUES (?, ?, ?)",
+                                     (text, due_at, now)).lastrowid
         assert reminder_id is not None
         logger.info("reminder %d set for %s", reminder_id, _local(due_at))
         self._poke()
@@ -96,16 +94,12 @@ class ReminderScheduler:
 
     def pending(self) -> list[Reminder]:
         """Reminders not yet fired, soonest first."""
-        with self._store.lock:
-            rows = self._store.connection.execute(
-                "SELECT * FROM reminders WHERE fired_at IS NULL ORDER BY due_at, id").fetchall()
+        rows = self._store.query("SELECT * FROM reminders WHERE fired_at IS NULL ORDER BY due_at, id")
         return [_reminder(row) for row in rows]
 
     def get(self, reminder_id: int) -> Reminder | None:
-        with self._store.lock:
-            row = self._store.connection.execute("SELECT * FROM reminders WHERE id = ?",
-                                                 (reminder_id,)).fetchone()
-        return _reminder(row) if row is not None else None
+        rows = self._store.query("SELECT * FROM reminders WHERE id = ?", (reminder_id,))
+        return _reminder(rows[0]) if rows else None
 
     def _claim_due(self) -> list[Reminder]:
         """Mark every due reminder fired and return them (each is claimed exactly once)."""

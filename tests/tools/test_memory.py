@@ -16,7 +16,7 @@ def test_lives_in_the_user_data_folder_in_wal_mode() -> None:
     store = MemoryStore()
     assert store.path == memory_path() and store.path.parent == paths.data_dir()
     store.remember("The user's cat is called Miso.")
-    assert store.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.query("PRAGMA journal_mode")[0][0] == "wal"
 
 
 def test_remember_recall_forget(tmp_path: Path) -> None:

@@ -121,9 +121,9 @@ async def run_console(engine: AvaEngine, out: TextIO = sys.stdout) -> int:
     return exit_code
 
 
-def _on_enter(engine: AvaEngine, consent: ConsoleConsentAsker | None = None) -> None:
+def _on_enter(engine: AvaEngine, consent: ConsoleConsentAsker) -> None:
     line = sys.stdin.readline()
-    if consent is not None and consent.offer(line):
+    if consent.offer(line):
         return
     if isinstance(engine.supervisor.state, Error):
         engine.supervisor.restart_now()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ava_tray.realtime import events
 from ava_tray.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -80,8 +81,4 @@ class Transcript:
             return None
         preamble = ("The conversation so far, carried over from the previous session (the connection was "
                     "renewed; do not mention it). Continue it naturally, speaking aloud as before.\n")
-        return {
-            "type": "conversation.item.create",
-            "item": {"type": "message", "role": "system",
-                     "content": [{"type": "input_text", "text": preamble + text}]},
-        }
+        return events.system_message(preamble + text)

@@ -238,11 +238,11 @@ async def _simulated_session() -> CheckResult:
 
 
 async def _next_event(websocket: Any) -> dict[str, Any]:
-    from ava_tray.realtime.events import decode
+    from ava_tray.realtime.events import decode, error_message
 
     event = decode(await websocket.recv())
     if event["type"] == "error":
-        raise SelfTestFailure(f"the server sent an error: {event.get('error', {}).get('message', event)}")
+        raise SelfTestFailure(f"the server sent an error: {error_message(event)}")
     return event
 
 

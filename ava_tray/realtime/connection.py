@@ -25,13 +25,14 @@ def check_endpoint(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise EndpointError(f"The endpoint {url!r} is not a WebSocket URL: use wss://host/path.")
-    if parts.scheme == "ws" and not _is_loopback(parts.hostname):
+    if parts.scheme == "ws" and not is_loopback(parts.hostname):
         raise EndpointError(f"The endpoint {url!r} is unencrypted: ws:// is allowed only on this computer "
                             "(localhost); use wss://.")
     return url.strip()
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """"localhost" or a loopback address (127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:

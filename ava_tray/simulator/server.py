@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import ipaddress
 import itertools
 import json
 import logging
@@ -20,6 +19,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from ava_tray.realtime.connection import is_loopback
 from ava_tray.redact import RedactingFilter, register_secret
 from ava_tray.simulator.connection import SimulatedConnection, SimulatedSession
 from ava_tray.simulator.faults import Fault
@@ -37,14 +37,9 @@ WAIT_RECHECK_SECONDS = 0.1
 
 def _loopback_host(host: str) -> str:
     """The host to bind, or ValueError if it is not a loopback address."""
-    if host == "localhost":
-        return "127.0.0.1"
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return host
-    except ValueError:
-        pass
-    raise ValueError(f"The simulator listens on loopback only (127.0.0.1 or ::1), not {host!r}.")
+    if not is_loopback(host):
+        raise ValueError(f"The simulator listens on loopback only (127.0.0.1 or ::1), not {host!r}.")
+    return "127.0.0.1" if host == "localhost" else host
 
 
 class RealtimeSimulator:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ava_tray import paths
 from ava_tray.audio import VoiceIO
@@ -15,9 +16,11 @@ from ava_tray.metrics import AudioLatency
 from ava_tray.realtime.connection import Keepalive, endpoint_reachable
 from ava_tray.session import RealtimeSession, RolloverPolicy, SessionOptions
 from ava_tray.settings import Settings
-from ava_tray.simulator import RealtimeSimulator
 from ava_tray.supervisor import Supervisor
 from ava_tray.tools.wiring import ToolBox, engine_toolbox
+
+if TYPE_CHECKING:
+    from ava_tray.simulator import RealtimeSimulator
 
 logger = logging.getLogger(__name__)
 
@@ -63,18 +66,19 @@ class AvaEngine:
         self.clock = clock or SystemClock()
         self.history = history if history is not None else ReconnectHistory(paths.data_dir() / "history.jsonl")
         self.latency = AudioLatency()
-        self._voice_io_factory = voice_io_factory or default_voice_io_factory(settings)
         self._custom_voice_io = voice_io_factory is not None
         saved = paths.data_dir() / "transcript.jsonl" if settings.save_transcript else None
         self.transcript = Transcript(enabled=settings.carry_conversation,
                                      budget_chars=settings.conversation_budget, save_to=saved)
         self.simulator: RealtimeSimulator | None = None
-        self._muted = False
         self._url = settings.realtime_url
         # Tools, long-term memory and reminders (ava_tray/tools/wiring.py), declared in every session.
         self.toolbox: ToolBox = engine_toolbox(self, lambda new: self.replace_settings(new, self._api_key))
         self.toolbox.reminders.announcer = self
-        self.session = self._make_session()
+        self.session = RealtimeSession(self._session_options(), voice_io_factory or default_voice_io_factory(settings),
+                                       clock=self.clock, latency=self.latency, transcript=self.transcript,
+                                       tools=self.toolbox.registry)
+        """The one session runner of this engine; new settings are swapped into it, never a second one."""
         self.supervisor = Supervisor(self.session.run, delays=settings.delays(), clock=self.clock,
                                      history=self.history, reachability=self._reachable)
 
@@ -88,11 +92,10 @@ class AvaEngine:
     @property
     def muted(self) -> bool:
         """The microphone is muted: no audio goes to the server."""
-        return self._muted
+        return self.session.muted
 
     @muted.setter
     def muted(self, value: bool) -> None:
-        self._muted = value
         self.session.muted = value
 
     def _session_options(self) -> SessionOptions:
@@ -100,15 +103,12 @@ class AvaEngine:
         return SessionOptions(url=self._url, api_key=self._api_key, config=self.settings.session_config(),
                               keepalive=self.launch.keepalive, rollover=rollover)
 
-    def _make_session(self) -> RealtimeSession:
-        """The one session runner of this engine; new settings are swapped into it, never a second one."""
-        return RealtimeSession(self._session_options(), self._voice_io_factory, clock=self.clock,
-                               latency=self.latency, transcript=self.transcript, tools=self.toolbox.registry)
-
     async def run(self) -> None:
         """Start the demo simulator if asked, then supervise sessions until `stop()`."""
         simulator = None
         if self.launch.demo:
+            from ava_tray.simulator import RealtimeSimulator  # demo only: not loaded on a normal start
+
             limit = self.launch.session_limit if self.launch.session_limit is not None else 3600.0
             simulator = RealtimeSimulator(session_limit=limit, record_audio=False)
             await simulator.start()
@@ -133,12 +133,11 @@ class AvaEngine:
         self._api_key = api_key
         if not self.launch.demo:
             self._url = settings.realtime_url
-        if not self._custom_voice_io:
-            self._voice_io_factory = default_voice_io_factory(settings)
         self.transcript.enabled = settings.carry_conversation
         self.transcript.budget_chars = settings.conversation_budget
         # The running conversation keeps its owner: mute, announcements and the next session (a rollover
         # included) all see the new options through the same RealtimeSession.
         self.session.options = self._session_options()
-        self.session.voice_io_factory = self._voice_io_factory
+        if not self._custom_voice_io:
+            self.session.voice_io_factory = default_voice_io_factory(settings)
         self.supervisor.delays = settings.delays()

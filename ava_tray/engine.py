@@ -71,6 +71,9 @@ class AvaEngine:
         self.transcript = Transcript(enabled=settings.carry_conversation,
                                      budget_chars=settings.conversation_budget, save_to=saved)
         self.simulator: RealtimeSimulator | None = None
+        self.mute_listeners: list[Callable[[bool], object]] = []
+        """Called with the new value whenever `muted` is set, from the setter's thread (the mute tool runs on
+        a thread of its own)."""
         self._url = settings.realtime_url
         # Tools, long-term memory and reminders (ava_tray/tools/wiring.py), declared in every session.
         self.toolbox: ToolBox = engine_toolbox(self, lambda new: self.replace_settings(new, self._api_key))
@@ -97,6 +100,8 @@ class AvaEngine:
     @muted.setter
     def muted(self, value: bool) -> None:
         self.session.muted = value
+        for listener in list(self.mute_listeners):
+            listener(value)
 
     def _session_options(self) -> SessionOptions:
         rollover = self.launch.rollover or self.settings.rollover_policy()

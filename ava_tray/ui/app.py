@@ -96,11 +96,19 @@ class AvaTrayApp:
         return self._muted
 
     def set_muted(self, muted: bool) -> None:
+        """The tray's Mute item (or the status window's): mute the engine, keep it across engines, render."""
         self._muted = muted
         if self.engine is not None:
             self.engine.muted = muted
         logger.info("microphone %s", "muted" if muted else "unmuted")
         self.ui.render()
+
+    def _engine_muted(self, muted: bool) -> None:
+        """The engine was muted from elsewhere (the mute tool): show it, and keep it for the next engine."""
+        if muted != self._muted:
+            self._muted = muted
+            logger.info("microphone %s by AVA", "muted" if muted else "unmuted")
+            self.ui.render()
 
     def restart_now(self) -> None:
         """Skip the countdown or leave Error; a key changed meanwhile (e.g. `--set-key`) is picked up."""
@@ -208,6 +216,8 @@ class AvaTrayApp:
         """Run `engine` on the loop and render its states."""
         self.engine = engine
         engine.muted = self._muted
+        loop = asyncio.get_event_loop()
+        engine.mute_listeners.append(lambda muted: loop.call_soon_threadsafe(self._engine_muted, muted))
         engine.toolbox.registry.consent = TrayConsentAsker()
         engine.toolbox.reminders.notifier = _TrayNotifier(self.ui)
         watch_network(engine.supervisor.network_changed)

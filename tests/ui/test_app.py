@@ -18,6 +18,7 @@ from ava_tray.history import ReconnectHistory
 from ava_tray.settings import Settings, SettingsStore
 from ava_tray.simulator import RealtimeSimulator
 from ava_tray.supervisor import Connected, Error, Stopped
+from ava_tray.tools.fakes import FakeConsent
 from ava_tray.ui.app import AvaTrayApp
 from ava_tray.ui.status import NeedsKey
 
@@ -52,6 +53,13 @@ async def test_demo_runs_the_engine_and_quit_cleans_up_within_2_s(qtbot: QtBot, 
     assert engine.muted and app.ui.status.icon_name == "muted"
     app.ui.mute_action.trigger()
     assert not engine.muted
+    engine.toolbox.registry.consent = FakeConsent(answer=True)
+    await engine.toolbox.registry.call("mute_microphone", '{"muted": true}', "call_mute")  # "AVA, mute yourself"
+    await eventually(lambda: app.ui.status is not None and app.ui.status.icon_name == "muted",
+                     what="the tray to show the mute the tool made")
+    assert app.muted and app.ui.mute_action.isChecked()
+    app.ui.mute_action.trigger()
+    assert not engine.muted and app.ui.status.icon_name == "connected"
 
     app.ui.restart_action.trigger()
     await eventually(connected(app, attempt=2), what="a fresh session after Restart now")

@@ -1,7 +1,8 @@
-"""Where AVA keeps its files: the platform's user data, config and log folders."""
+"""Where AVA keeps its files (the platform's user data, config and log folders) and how to start it again."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -27,3 +28,10 @@ def log_dir() -> Path:
 def runtime_dir() -> Path:
     """The single-instance lock and socket."""
     return Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
+
+
+def launch_command(executable: str | None = None, frozen: bool | None = None) -> list[str]:
+    """How to start this same AVA: the frozen executable itself, or `python -m ava_tray`."""
+    executable = executable or sys.executable
+    frozen = bool(getattr(sys, "frozen", False)) if frozen is None else frozen
+    return [executable] if frozen else [executable, "-m", "ava_tray"]

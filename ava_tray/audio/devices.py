@@ -8,18 +8,18 @@ import contextlib
 import json
 import logging
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ava_tray import paths
 from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut
 from ava_tray.audio.echo import AUDIO_MODES, EchoFrontEnd, processing_for
 from ava_tray.audio.playback import PlaybackBuffer
 from ava_tray.audio.resample import LinearResampler
-from ava_tray.realtime.events import SAMPLE_RATE
+from ava_tray.realtime.events import BYTES_PER_SAMPLE, SAMPLE_RATE
 from ava_tray.threads import run_on_own_thread
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,6 @@ logger = logging.getLogger(__name__)
 WIRE_RATE = SAMPLE_RATE
 """The rate AVA speaks with the Realtime API, in both directions."""
 
-_SAMPLE_BYTES = 2
 Kind = Literal["input", "output"]
 
 _PORTAUDIO_MISSING = (
@@ -241,13 +240,13 @@ class SoundDeviceVoiceIO:
                 logger.warning("play() while the speaker is not open: audio dropped")
                 self._warned_closed_play = True
             return
-        if len(pcm) % _SAMPLE_BYTES:
+        if len(pcm) % BYTES_PER_SAMPLE:
             pcm = pcm[:-1]
         if not pcm:
             return
         data = self._speaker_resampler.process_bytes(pcm) if self._speaker_resampler else pcm
         self._playback.push(item_id, data)
-        self.play_log.append(PlayRecord(item_id, time.monotonic(), len(pcm) // _SAMPLE_BYTES))
+        self.play_log.append(PlayRecord(item_id, time.monotonic(), len(pcm) // BYTES_PER_SAMPLE))
 
     def interrupt(self) -> PlaybackCut | None:
         """Drop all queued audio at once; say which item was cut and how many ms of it were played."""
@@ -257,7 +256,7 @@ class SoundDeviceVoiceIO:
         if cut is None or self._output is None:
             return None
         item_id, played_bytes = cut
-        played_ms = round(played_bytes / _SAMPLE_BYTES * 1000 / self._output.rate)
+        played_ms = round(played_bytes / BYTES_PER_SAMPLE * 1000 / self._output.rate)
         logger.debug("playback of %s cut after %d ms", item_id, played_ms)
         return PlaybackCut(item_id=item_id, played_ms=played_ms)
 
@@ -471,7 +470,7 @@ class SoundDeviceVoiceIO:
             return
         pcm = self._mic_resampler.process_bytes(raw) if self._mic_resampler else raw
         self._mic_pending += echo.process(pcm, captured_at) if echo else pcm
-        size = WIRE_RATE * self._block_ms // 1000 * _SAMPLE_BYTES
+        size = WIRE_RATE * self._block_ms // 1000 * BYTES_PER_SAMPLE
         while len(self._mic_pending) >= size:
             block = bytes(self._mic_pending[:size])
             del self._mic_pending[:size]
@@ -504,17 +503,10 @@ def list_devices() -> tuple[list[str], list[str]]:
 CHILD_LISTING_TIMEOUT_S = 10.0
 
 
-def _own_command() -> list[str]:
-    """How to start this program again: the frozen executable, or this Python with `-m ava_tray`."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable]
-    return [sys.executable, "-m", "ava_tray"]
-
-
 def _list_devices_in_child() -> tuple[list[str], list[str]] | None:
     """The device lists from a fresh process (its own PortAudio), or None if that failed."""
     try:
-        done = subprocess.run([*_own_command(), "--list-devices", "json"], capture_output=True, text=True,
+        done = subprocess.run([*paths.launch_command(), "--list-devices", "json"], capture_output=True, text=True,
                               timeout=CHILD_LISTING_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL,
                               creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))  # Windows: no console
         if done.returncode != 0:

@@ -31,14 +31,14 @@ from typing import Any, Final, Literal
 import numpy as np
 
 from ava_tray.audio.resample import LinearResampler
-from ava_tray.realtime.events import SAMPLE_RATE
+from ava_tray.realtime.events import BYTES_PER_SAMPLE, SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
 RATE: Final = SAMPLE_RATE
 FRAME_SAMPLES: Final = RATE // 100
 """The audio processing module takes exactly 10 ms per call."""
-FRAME_BYTES: Final = FRAME_SAMPLES * 2
+FRAME_BYTES: Final = FRAME_SAMPLES * BYTES_PER_SAMPLE
 
 AUDIO_MODES: Final = ("automatic", "speakers", "headphones")
 """Settings.audio_mode: speakers = echo cancellation, headphones = none, automatic = by the output's name."""
@@ -145,7 +145,7 @@ class EchoFrontEnd:
         self._lock = threading.Lock()
         self._reference: collections.deque[tuple[float, bytes]] = collections.deque()
         self._reference_bytes = 0
-        self._reference_limit = int(output_rate * REFERENCE_LIMIT_S) * 2
+        self._reference_limit = int(output_rate * REFERENCE_LIMIT_S) * BYTES_PER_SAMPLE
         self._resampler = LinearResampler(output_rate, RATE) if output_rate != RATE else None
         self._far_pending = bytearray()
         self._near_pending = bytearray()

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ava_tray.paths import launch_command
+
 logger = logging.getLogger(__name__)
 
 APP_ID = "ava-tray"
@@ -28,13 +30,6 @@ AUTOSTART_DELAY_S = 5
 
 class AutostartError(Exception):
     """Start at login could not be changed; the message says why."""
-
-
-def launch_command(executable: str | None = None, frozen: bool | None = None) -> list[str]:
-    """How to start this same AVA: the frozen executable itself, or `python -m ava_tray`."""
-    executable = executable or sys.executable
-    frozen = bool(getattr(sys, "frozen", False)) if frozen is None else frozen
-    return [executable] if frozen else [executable, "-m", "ava_tray"]
 
 
 def _desktop_quote(arg: str) -> str:

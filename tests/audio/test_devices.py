@@ -315,11 +315,12 @@ async def test_listing_devices_while_audio_is_open_does_not_restart_portaudio(vo
 @needs_pulse()
 async def test_when_the_helper_listing_fails_the_pickers_show_the_devices_seen_at_open(
         voice: SoundDeviceVoiceIO, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from ava_tray import paths
     from ava_tray.audio import devices
 
     await voice.open(MicLog())
     seen_at_open = devices.list_devices_here()
-    monkeypatch.setattr(devices, "_own_command", lambda: [sys.executable, "-c", "import sys; sys.exit(3)"])
+    monkeypatch.setattr(paths, "launch_command", lambda: [sys.executable, "-c", "import sys; sys.exit(3)"])
     with caplog.at_level(logging.WARNING, logger="ava_tray.audio.devices"):
         assert await asyncio.to_thread(list_devices) == seen_at_open != ([], [])
     assert "could not list audio devices in a helper process (exit code 3" in caplog.text

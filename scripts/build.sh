@@ -55,15 +55,15 @@ numpy_without_blas() {
     local numpy_version wheel
     numpy_version=$("$python" -c 'import numpy; print(numpy.__version__)')
     mkdir -p "$wheel_cache"
-    wheel=$(find "$wheel_cache" -maxdepth 1 -name "numpy-$numpy_version-*.whl" | head -n 1)
-    if [[ -z $wheel ]]; then
+    cached() { find "$wheel_cache" -maxdepth 1 -name "numpy-$numpy_version-*.whl" | head -n 1; }
+    if [[ -z $(cached) ]]; then
         command -v g++ >/dev/null || die "g++ is needed to build numpy without BLAS: apt-get install g++"
         say "building numpy $numpy_version without BLAS into $wheel_cache (once; a few minutes)"
         "$python" -m pip wheel --quiet --no-deps --no-cache-dir --no-binary numpy "numpy==$numpy_version" \
             -w "$wheel_cache" -Csetup-args=-Dblas=none -Csetup-args=-Dlapack=none -Csetup-args=-Dallow-noblas=true \
             || die "building numpy $numpy_version from source failed (see above)"
-        wheel=$(find "$wheel_cache" -maxdepth 1 -name "numpy-$numpy_version-*.whl" | head -n 1)
     fi
+    wheel=$(cached)
     overlay="$build_dir/overlay"
     rm -rf "$overlay"
     "$python" -m pip install --quiet --no-deps --target "$overlay" "$wheel"

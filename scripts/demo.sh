@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run AVA on the built-in local Realtime simulator (no API key needed). Set-up is idempotent.
-#   bash scripts/demo.sh [ava-tray ARGS...]     e.g. --session-limit 20 to watch a restart
+#   bash scripts/demo.sh [ava-tray ARGS...]     e.g. --session-limit 20 to watch a seamless renewal,
+#                                               add --no-rollover to watch the seed's expiry and restart
 # With a display: the tray app. Without one: the console front end, on virtual audio devices.
 set -euo pipefail
 cd "$(dirname "$0")/.."

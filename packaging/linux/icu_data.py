@@ -70,10 +70,6 @@ class Package:
     header: bytes
     items: list[Item]
 
-    @property
-    def size(self) -> int:
-        return len(to_bytes(self))
-
 
 # --- the package format -----------------------------------------------------------------------------
 

@@ -254,9 +254,7 @@ class RealtimeSimulator:
         self._function_calls.append((name, dict(arguments)))
         for connection in reversed(self._connections):
             if connection.idle:
-                call = self._function_calls.popleft()
-                if not connection.start_function_call(*call):
-                    self._function_calls.appendleft(call)
+                connection.start_function_call(*self._function_calls.popleft())
                 break
 
     def request_reply(self, seconds: float) -> bool:

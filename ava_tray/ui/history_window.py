@@ -70,7 +70,7 @@ class HistoryWindow(QWidget):
             warning = QLabel(history.warning, self)
             warning.setWordWrap(True)
             layout.insertWidget(0, warning)
-        self.refresh()
+        # The table is filled when the window is shown (showEvent), not here as well.
 
     # -- live updates ----------------------------------------------------------------------------
 

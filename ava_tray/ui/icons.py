@@ -58,11 +58,10 @@ class StateIcons:
     def path(self, name: str, dark: bool) -> Path:
         return self.directory / f"{name}-{'dark' if dark else 'light'}.svg"
 
-    def icon(self, name: str, dark: bool | None = None) -> QIcon:
-        """The icon for `name` in the variant that suits the palette (or the one asked for)."""
+    def icon(self, name: str, dark: bool) -> QIcon:
+        """The icon for `name` in its dark-palette or light-palette variant."""
         if name not in ICON_NAMES:
             raise KeyError(f"no icon named {name!r}")
-        dark = prefers_dark() if dark is None else dark
         key = (name, dark)
         cached = self._cache.get(key)
         if cached is None:
@@ -83,10 +82,6 @@ class StateIcons:
         for size in PIXMAP_SIZES:
             icon.addPixmap(_render(renderer, size))
         return icon
-
-    def clear(self) -> None:
-        """Forget the built icons (after the palette changed)."""
-        self._cache.clear()
 
 
 def _render(renderer: QSvgRenderer, size: int) -> QPixmap:

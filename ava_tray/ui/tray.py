@@ -226,10 +226,7 @@ class TrayUI(QObject):
 
     def show_history(self) -> None:
         """Open (or raise) the reconnect history window."""
-        if self.history_window is None or self.history_window.history is not self.host.history:
-            if self.history_window is not None:
-                self.history_window.detach()
-                self.history_window.deleteLater()
+        if self.history_window is None:
             self.history_window = HistoryWindow(self.host.history, self.clock)
             self.history_window.setWindowIcon(app_icon())
         self.history_window.show()

@@ -99,10 +99,10 @@ if ! command -v "$python" >/dev/null 2>&1; then
 fi
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || die "$("$python" -V 2>&1) is too old: AVA needs Python 3.11 or newer (set PYTHON=...)."
+version=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 
 # Building numpy from source (scripts/build.sh) needs the interpreter's C headers.
 if ! "$python" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))'; then
-    version=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
     installed "python$version-dev" || apt_install "python$version-dev"
 fi
 
@@ -110,7 +110,6 @@ venv="$repo/.venv"
 if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
     # Debian splits ensurepip out of the interpreter: python3-venv (python3.X-venv) brings it.
     if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
-        version=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
         apt_install python3-venv "python$version-venv"
     fi
     rm -rf "$venv"

@@ -162,18 +162,17 @@ mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1000000 }'; }
 
 build_macos() {
     pyinstaller
-    local app="$build_dir/bundle/AVA Tray.app"
+    local app="$build_dir/bundle/AVA Tray.app" dmg="$dist_dir/AVA-Tray-$version-macos-$(uname -m).dmg"
     [[ -d $app ]] || die "PyInstaller did not produce $app"
     if [[ -n ${APPLE_SIGNING_IDENTITY:-} ]]; then
         bash packaging/macos/sign-and-notarize.sh "$app"
+        bash packaging/macos/make-dmg.sh "$app" "$dmg"
+        bash packaging/macos/sign-and-notarize.sh "$dmg"
     else
         say "APPLE_SIGNING_IDENTITY is not set: the .app stays unsigned (ad hoc)"
+        bash packaging/macos/make-dmg.sh "$app" "$dmg"
     fi
-    bash packaging/macos/make-dmg.sh "$app" "$dist_dir/AVA-Tray-$version-macos-$(uname -m).dmg"
-    if [[ -n ${APPLE_SIGNING_IDENTITY:-} ]]; then
-        bash packaging/macos/sign-and-notarize.sh "$dist_dir/AVA-Tray-$version-macos-$(uname -m).dmg"
-    fi
-    say "done in $(elapsed) s: $(du -sh "$app" | cut -f1) unpacked; $(ls "$dist_dir"/*.dmg)"
+    say "done in $(elapsed) s: $(du -sh "$app" | cut -f1) unpacked; $dmg"
 }
 
 case $(uname -s) in

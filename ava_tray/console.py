@@ -70,7 +70,7 @@ class SessionLog:
             else:
                 text = ending.message.removeprefix("Unexpected error: ")
                 self.line(f"❌ Unexpected error: {text}")
-            self.line(f"🔄 Auto-restarting AVA in {state.delay:g} seconds...")
+            self.line(f"🔄 Auto-restarting AVA in {round(state.delay, 1):g} seconds...")  # backed off: jitter
         elif isinstance(state, WaitingForNetwork):
             self.line(f"📡 Waiting for the network ({state.ending.message}); AVA reconnects as soon as it is back")
         elif isinstance(state, Error):

@@ -7,13 +7,8 @@ import asyncio
 import getpass
 import logging
 import sys
-from typing import TYPE_CHECKING
 
 from ava_tray import __version__, logs
-
-if TYPE_CHECKING:
-    from ava_tray.engine import LaunchOptions
-    from ava_tray.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -108,44 +103,23 @@ def print_devices(form: str) -> int:
     return 0
 
 
-def launch_options(args: argparse.Namespace, settings: Settings) -> LaunchOptions:
-    """The command line's part of how AVA runs (demo, session limit, rollover on or off)."""
-    from dataclasses import replace
-
-    from ava_tray.engine import LaunchOptions
-
-    rollover = None
-    if args.rollover is not None:
-        rollover = replace(settings.rollover_policy(), enabled=args.rollover)
-    return LaunchOptions(demo=args.demo, session_limit=args.session_limit, rollover=rollover)
-
-
-def with_command_line(settings: Settings, args: argparse.Namespace) -> Settings:
-    """The saved settings with this run's overrides (`--audio-mode`); nothing is saved."""
-    from dataclasses import replace
-
-    mode = getattr(args, "audio_mode", None)
-    return replace(settings, audio_mode=mode) if mode else settings
-
-
 def run_console(args: argparse.Namespace) -> int:
     from ava_tray import keystore
+    from ava_tray.bootstrap import api_key_for, build_engine, launch_options
     from ava_tray.console import run_console as run
-    from ava_tray.engine import AvaEngine
-    from ava_tray.settings import SettingsStore
+    from ava_tray.settings_store import SettingsStore
 
     store = SettingsStore()
-    settings = with_command_line(store.load(), args)
+    settings = store.load()
     if store.warning:
         print(store.warning, file=sys.stderr)
-    api_key = None
-    if not args.demo:
-        try:
-            api_key = keystore.resolve_key()
-        except keystore.KeyStoreError as exc:
-            print(str(exc), file=sys.stderr)
-            return 2
-    engine = AvaEngine(settings, api_key, launch=launch_options(args, settings))
+    launch = launch_options(args)
+    try:
+        api_key = api_key_for(launch)
+    except keystore.KeyStoreError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    engine = build_engine(settings, api_key, launch, settings_file=store)
     if engine.history.warning:
         print(engine.history.warning, file=sys.stderr)
     return asyncio.run(run(engine))

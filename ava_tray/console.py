@@ -12,6 +12,7 @@ from typing import TextIO
 from ava_tray.engine import AvaEngine
 from ava_tray.realtime.ending import Cause
 from ava_tray.redact import redact
+from ava_tray.status import NeedsKey, Snapshot, describe
 from ava_tray.supervisor import (
     Connected,
     Connecting,
@@ -35,6 +36,22 @@ class SessionLog:
         self._out = out
         self._was_speaking = False
         self._rollovers = 0
+        self._shown: Snapshot | None = None
+
+    def on_snapshot(self, snapshot: Snapshot, now: float) -> None:
+        """A new status from the engine: a line for a new state, and one for a mute change."""
+        shown, self._shown = self._shown, snapshot
+        state = snapshot.state
+        if (shown is None or state != shown.state) and not isinstance(state, NeedsKey):
+            self.on_state(state, snapshot, now)
+        if shown is not None and snapshot.muted != shown.muted:
+            self.line(("🔇 " if snapshot.muted else "🎙️ ") + describe(snapshot, now).status_line)
+
+    @property
+    def shown_state(self) -> SupervisorState | None:
+        """The state of the last snapshot shown (None before the first)."""
+        state = self._shown.state if self._shown is not None else None
+        return None if isinstance(state, NeedsKey) else state
 
     def line(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -46,7 +63,9 @@ class SessionLog:
         self._out.write(f"{rule}\n{BANNER}\n{rule}\n")
         self._out.flush()
 
-    def on_state(self, state: SupervisorState) -> None:
+    def on_state(self, state: SupervisorState, snapshot: Snapshot | None = None, now: float = 0.0) -> None:
+        """The seed's lines for the seed's events; AVA's own (network, error) in the status's words."""
+        status = describe(snapshot if snapshot is not None else Snapshot(state=state), now)
         if isinstance(state, Connecting):
             if state.attempt == 1:
                 self.line("Connecting to Realtime API...")
@@ -72,10 +91,10 @@ class SessionLog:
                 self.line(f"❌ Unexpected error: {text}")
             self.line(f"🔄 Auto-restarting AVA in {round(state.delay, 1):g} seconds...")  # backed off: jitter
         elif isinstance(state, WaitingForNetwork):
-            self.line(f"📡 Waiting for the network ({state.ending.message}); AVA reconnects as soon as it is back")
+            self.line(f"📡 {status.status_line}: {status.detail}")
         elif isinstance(state, Error):
             self._was_speaking = False
-            self.line(f"❌ {state.reason}")
+            self.line(f"❌ {status.detail}")
         elif isinstance(state, Stopped):
             self.line("👋 AVA stopped")
 
@@ -95,17 +114,18 @@ async def run_console(engine: AvaEngine, out: TextIO = sys.stdout) -> int:
     engine.toolbox.registry.consent = consent
     engine.toolbox.reminders.notifier = ConsoleNotifier(log.line)
 
-    def on_state(state: SupervisorState) -> None:
+    def on_snapshot(snapshot: Snapshot) -> None:
         nonlocal exit_code
-        log.on_state(state)
-        if isinstance(state, Error):
+        entered_error = isinstance(snapshot.state, Error) and not isinstance(log.shown_state, Error)
+        log.on_snapshot(snapshot, engine.clock.monotonic())
+        if entered_error:
             if interactive:
                 log.line("Press Enter to try again, or Ctrl+C to quit.")
             else:
                 exit_code = 2
                 engine.stop()
 
-    engine.supervisor.subscribe(on_state)
+    engine.subscribe(on_snapshot)
     engine.supervisor.subscribe_transcript(log.on_transcript)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, engine.stop)
@@ -125,5 +145,5 @@ def _on_enter(engine: AvaEngine, consent: ConsoleConsentAsker) -> None:
     line = sys.stdin.readline()
     if consent.offer(line):
         return
-    if isinstance(engine.supervisor.state, Error):
-        engine.supervisor.restart_now()
+    if isinstance(engine.snapshot.state, Error):
+        engine.restart_now()

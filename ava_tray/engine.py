@@ -1,39 +1,82 @@
-"""The Qt-free core put together: settings → session runner → supervisor, history, optional simulator."""
+"""The Qt-free core put together: settings → session runner → supervisor, history, tools, optional simulator.
+
+The engine owns AVA's truth (the supervisor's state, mute, the echo state, the history summary) and
+publishes it as one immutable `Snapshot` on every change; front ends render what they are handed and
+call the engine's commands. Built the same way for the console and the tray by
+`ava_tray.bootstrap.build_engine`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ava_tray import paths
-from ava_tray.audio import VoiceIO
+from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut, VoiceIO
 from ava_tray.clock import Clock, SystemClock
 from ava_tray.conversation import Transcript
-from ava_tray.history import ReconnectHistory
+from ava_tray.history import ReconnectHistory, last_cause, reconnects_since, start_of_today
 from ava_tray.metrics import AudioLatency
 from ava_tray.realtime.connection import Keepalive, endpoint_reachable
+from ava_tray.realtime.events import SessionConfig
 from ava_tray.session import RealtimeSession, RolloverPolicy, SessionOptions
 from ava_tray.settings import Settings
-from ava_tray.supervisor import Supervisor
-from ava_tray.tools.wiring import ToolBox, engine_toolbox
+from ava_tray.status import LastInterruption, Snapshot
+from ava_tray.supervisor import ReconnectDelays, Supervisor, SupervisorState
+from ava_tray.tools.hooks import SettingsFile
+from ava_tray.tools.wiring import ToolBox, build_toolbox
 
 if TYPE_CHECKING:
     from ava_tray.simulator import RealtimeSimulator
 
 logger = logging.getLogger(__name__)
 
+SnapshotListener = Callable[[Snapshot], None]
+
 
 @dataclass(frozen=True)
 class LaunchOptions:
-    """How this run was started (command line), on top of the saved settings."""
+    """How this run was started (the command line), on top of the saved settings; never saved."""
 
     demo: bool = False
     session_limit: float | None = None
     keepalive: Keepalive = field(default_factory=Keepalive)
+    audio_mode: str | None = None
+    """`--audio-mode`: overrides the settings' audio mode for this run."""
+    rollover_enabled: bool | None = None
+    """`--rollover` / `--no-rollover`: overrides whether sessions roll over (the margin stays the settings')."""
     rollover: RolloverPolicy | None = None
-    """Overrides the settings' rollover policy (tests, benchmarks, `--no-rollover`)."""
+    """A whole rollover policy instead of the settings' (tests, benchmarks)."""
+
+    def apply(self, settings: Settings) -> Settings:
+        """The settings this run uses: the saved ones with the command line's overrides."""
+        changes: dict[str, object] = {}
+        if self.audio_mode:
+            changes["audio_mode"] = self.audio_mode
+        if self.rollover_enabled is not None:
+            changes["rollover"] = self.rollover_enabled
+        return replace(settings, **changes) if changes else settings  # type: ignore[arg-type]
+
+
+def session_config_for(settings: Settings) -> SessionConfig:
+    """The session settings a user chose."""
+    return SessionConfig(model=settings.model, voice=settings.voice, instructions=settings.instructions)
+
+
+def rollover_policy_for(settings: Settings) -> RolloverPolicy:
+    """When to renew a session before its limit, from the settings."""
+    return RolloverPolicy(enabled=settings.rollover, margin=settings.rollover_margin,
+                          hard_margin=min(60.0, settings.rollover_margin / 2))
+
+
+def delays_for(settings: Settings) -> ReconnectDelays:
+    """The reconnect delays a user chose (the seed's 3/5/10 s by default)."""
+    return ReconnectDelays(session_expired=settings.delay_session_expired,
+                           connection_lost=settings.delay_connection_lost, other=settings.delay_other)
 
 
 def default_voice_io_factory(settings: Settings) -> Callable[[], VoiceIO]:
@@ -59,31 +102,107 @@ class AvaEngine:
         voice_io_factory: Callable[[], VoiceIO] | None = None,
         history: ReconnectHistory | None = None,
         clock: Clock | None = None,
+        settings_file: SettingsFile | None = None,
     ) -> None:
         self.settings = settings
+        """The saved settings (what Settings shows); `effective_settings` adds the command line."""
         self.launch = launch or LaunchOptions()
         self._api_key = api_key
         self.clock = clock or SystemClock()
         self.history = history if history is not None else ReconnectHistory(paths.data_dir() / "history.jsonl")
         self.latency = AudioLatency()
-        self._custom_voice_io = voice_io_factory is not None
+        self._custom_voice_io = voice_io_factory
+        effective = self.effective_settings
         saved = paths.data_dir() / "transcript.jsonl" if settings.save_transcript else None
         self.transcript = Transcript(enabled=settings.carry_conversation,
                                      budget_chars=settings.conversation_budget, save_to=saved)
         self.simulator: RealtimeSimulator | None = None
-        self.mute_listeners: list[Callable[[bool], object]] = []
-        """Called with the new value whenever `muted` is set, from the setter's thread (the mute tool runs on
-        a thread of its own)."""
         self._url = settings.realtime_url
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._listeners: list[SnapshotListener] = []
         # Tools, long-term memory and reminders (ava_tray/tools/wiring.py), declared in every session.
-        self.toolbox: ToolBox = engine_toolbox(self, lambda new: self.replace_settings(new, self._api_key))
+        self.toolbox: ToolBox = build_toolbox(
+            settings=lambda: self.settings, apply_settings=lambda new: self.replace_settings(new, self._api_key),
+            clock=self.clock, status=lambda: self.snapshot, mute=self.set_muted, settings_file=settings_file)
         self.toolbox.reminders.announcer = self
-        self.session = RealtimeSession(self._session_options(), voice_io_factory or default_voice_io_factory(settings),
+        self.session = RealtimeSession(self._session_options(), self._voice_io_factory_for(effective),
                                        clock=self.clock, latency=self.latency, transcript=self.transcript,
                                        tools=self.toolbox.registry)
         """The one session runner of this engine; new settings are swapped into it, never a second one."""
-        self.supervisor = Supervisor(self.session.run, delays=settings.delays(), clock=self.clock,
+        self.supervisor = Supervisor(self.session.run, delays=delays_for(effective), clock=self.clock,
                                      history=self.history, reachability=self._reachable)
+        self._snapshot = self._summarised(Snapshot(state=self.supervisor.state, started_at=self.clock.monotonic()))
+        self.supervisor.subscribe(self._on_state)
+
+    # -- the status --------------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The whole status now."""
+        return self._snapshot
+
+    def subscribe(self, listener: SnapshotListener) -> Callable[[], None]:
+        """Call `listener` with every new snapshot (on the event loop); returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _summarised(self, snapshot: Snapshot) -> Snapshot:
+        records = self.history.records
+        last = last_cause(records)
+        return replace(snapshot, attempt=self.supervisor.attempt,
+                       reconnects_today=reconnects_since(records, start_of_today(self.clock.wall())),
+                       last_interruption=LastInterruption(last.cause, last.message, last.at) if last else None)
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        if snapshot == self._snapshot:
+            return
+        self._snapshot = snapshot
+        for listener in list(self._listeners):
+            try:
+                listener(snapshot)
+            except Exception:
+                logger.exception("a status listener failed")
+
+    def _on_state(self, state: SupervisorState) -> None:
+        self._publish(self._summarised(replace(self._snapshot, state=state)))
+
+    # -- mute: one owner, changed on the event loop --------------------------------------------------
+
+    @property
+    def muted(self) -> bool:
+        """The microphone is muted: no audio goes to the server."""
+        return self._snapshot.muted
+
+    @muted.setter
+    def muted(self, value: bool) -> None:
+        self.set_muted(value)
+
+    def set_muted(self, muted: bool) -> None:
+        """Mute or unmute; from another thread (a tool's) the change is made on the event loop."""
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._loop_thread and not loop.is_closed():
+            loop.call_soon_threadsafe(self._apply_mute, muted)
+        else:
+            self._apply_mute(muted)
+
+    def _apply_mute(self, muted: bool) -> None:
+        if muted != self._snapshot.muted:
+            logger.info("microphone %s", "muted" if muted else "unmuted")
+        self.session.muted = muted
+        self._publish(replace(self._snapshot, muted=muted))
+
+    # -- audio ---------------------------------------------------------------------------------------
+
+    def _voice_io_factory_for(self, settings: Settings) -> Callable[[], VoiceIO]:
+        make = self._custom_voice_io or default_voice_io_factory(settings)
+        return lambda: _ReportedVoiceIO(make(), self._audio_opened)
+
+    def _audio_opened(self, echo_state: str | None) -> None:
+        if echo_state is not None:
+            self._publish(replace(self._snapshot, echo=echo_state))
+
+    # -- running -------------------------------------------------------------------------------------
 
     def announce(self, text: str) -> bool:
         """Say `text` through whichever session is live now (reminders); False when none is."""
@@ -93,23 +212,20 @@ class AvaEngine:
         return await endpoint_reachable(self._url)
 
     @property
-    def muted(self) -> bool:
-        """The microphone is muted: no audio goes to the server."""
-        return self.session.muted
-
-    @muted.setter
-    def muted(self, value: bool) -> None:
-        self.session.muted = value
-        for listener in list(self.mute_listeners):
-            listener(value)
+    def effective_settings(self) -> Settings:
+        """The settings in use: the saved ones with the command line's overrides."""
+        return self.launch.apply(self.settings)
 
     def _session_options(self) -> SessionOptions:
-        rollover = self.launch.rollover or self.settings.rollover_policy()
-        return SessionOptions(url=self._url, api_key=self._api_key, config=self.settings.session_config(),
+        effective = self.effective_settings
+        rollover = self.launch.rollover or rollover_policy_for(effective)
+        return SessionOptions(url=self._url, api_key=self._api_key, config=session_config_for(effective),
                               keepalive=self.launch.keepalive, rollover=rollover)
 
     async def run(self) -> None:
         """Start the demo simulator if asked, then supervise sessions until `stop()`."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         simulator = None
         if self.launch.demo:
             from ava_tray.simulator import RealtimeSimulator  # demo only: not loaded on a normal start
@@ -132,6 +248,14 @@ class AvaEngine:
         """End AVA: no reconnect, everything closed (the supervisor's one cleanup path)."""
         self.supervisor.stop()
 
+    def restart_now(self) -> None:
+        """Skip the countdown (or leave Error) and open a fresh session now."""
+        self.supervisor.restart_now()
+
+    def network_changed(self, online: bool) -> None:
+        """The OS says the network went down or came back."""
+        self.supervisor.network_changed(online)
+
     def replace_settings(self, settings: Settings, api_key: str | None) -> None:
         """Use new settings and key from the next session on (e.g. after Settings → Save)."""
         self.settings = settings
@@ -142,7 +266,37 @@ class AvaEngine:
         self.transcript.budget_chars = settings.conversation_budget
         # The running conversation keeps its owner: mute, announcements and the next session (a rollover
         # included) all see the new options through the same RealtimeSession.
+        effective = self.effective_settings
         self.session.options = self._session_options()
-        if not self._custom_voice_io:
-            self.session.voice_io_factory = default_voice_io_factory(settings)
-        self.supervisor.delays = settings.delays()
+        self.session.voice_io_factory = self._voice_io_factory_for(effective)
+        self.supervisor.delays = delays_for(effective)
+
+
+class _ReportedVoiceIO:
+    """A `VoiceIO` that tells the engine how its audio front end was set up once it opened (echo state)."""
+
+    def __init__(self, inner: VoiceIO, opened: Callable[[str | None], None]) -> None:
+        self.inner = inner
+        self._opened = opened
+
+    async def open(self, on_mic_block: MicBlockHandler) -> None:
+        await self.inner.open(on_mic_block)
+        front = getattr(self.inner, "echo", None)
+        self._opened(getattr(front, "state", None))
+
+    def play(self, item_id: str, pcm: bytes) -> None:
+        self.inner.play(item_id, pcm)
+
+    def interrupt(self) -> PlaybackCut | None:
+        return self.inner.interrupt()
+
+    @property
+    def is_playing(self) -> bool:
+        return self.inner.is_playing
+
+    @property
+    def failure(self) -> AudioDeviceError | None:
+        return self.inner.failure
+
+    async def close(self) -> None:
+        await self.inner.close()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ava_tray.settings import Settings, SettingsStore
+from ava_tray.settings import Settings
+from ava_tray.settings_store import SettingsStore
 
 
 def test_round_trip(tmp_path: Path) -> None:

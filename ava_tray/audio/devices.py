@@ -16,10 +16,11 @@ from typing import Any, Literal
 
 from ava_tray import paths
 from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut
-from ava_tray.audio.echo import AUDIO_MODES, EchoFrontEnd, processing_for
+from ava_tray.audio.echo import EchoFrontEnd, processing_for
 from ava_tray.audio.playback import PlaybackBuffer
 from ava_tray.audio.resample import LinearResampler
 from ava_tray.realtime.events import BYTES_PER_SAMPLE, SAMPLE_RATE
+from ava_tray.settings import AUDIO_MODES
 from ava_tray.threads import run_on_own_thread
 
 logger = logging.getLogger(__name__)

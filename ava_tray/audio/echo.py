@@ -40,8 +40,6 @@ FRAME_SAMPLES: Final = RATE // 100
 """The audio processing module takes exactly 10 ms per call."""
 FRAME_BYTES: Final = FRAME_SAMPLES * BYTES_PER_SAMPLE
 
-AUDIO_MODES: Final = ("automatic", "speakers", "headphones")
-"""Settings.audio_mode: speakers = echo cancellation, headphones = none, automatic = by the output's name."""
 AUDIO_MODE_LABELS: Final = {
     "automatic": "Automatic (headsets off, speakers on)",
     "speakers": "Speakers (echo cancellation)",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ava_tray.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,18 @@ class VoiceSetting(Protocol):
 
     def change_voice(self, voice: str) -> None:
         """Save `voice`; raise ValueError with a sentence if it cannot be used."""
+        ...
+
+
+class SettingsFile(Protocol):
+    """Where the settings are saved (`ava_tray.settings_store.SettingsStore`)."""
+
+    def load_saved(self) -> Settings:
+        """The settings as saved, without this run's environment overrides."""
+        ...
+
+    def save(self, settings: Settings) -> None:
+        """Write every field; raise ValueError or OSError with a sentence if it cannot."""
         ...
 
 

@@ -1,4 +1,5 @@
-"""Tools, memory and reminders put together for the engine, and the engine seen through the tools' hooks."""
+"""Tools, memory and reminders put together for the engine; the engine seen through the tools' hooks as
+callables (its snapshot, its mute), so the tools never import the engine."""
 
 from __future__ import annotations
 
@@ -8,71 +9,72 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ava_tray.clock import Clock
-from ava_tray.history import last_cause, reconnects_since, start_of_today
 from ava_tray.memory import MemoryStore, MemoryUnavailable
-from ava_tray.settings import VOICES, Settings, SettingsStore
-from ava_tray.supervisor import Connected, Connecting, Error, Reconnecting, Stopped, WaitingForNetwork
+from ava_tray.settings import VOICES, Settings
+from ava_tray.status import Snapshot, state_words
 from ava_tray.tools.builtin import builtin_tools
-from ava_tray.tools.hooks import MicMute, StatusReport
+from ava_tray.tools.hooks import SettingsFile, StatusReport
 from ava_tray.tools.registry import ToolRegistry, parse_allowed
 from ava_tray.tools.reminders import ReminderScheduler
-
-if TYPE_CHECKING:
-    from ava_tray.engine import AvaEngine
 
 logger = logging.getLogger(__name__)
 
 
-class EngineStatus:
-    """`StatusSource` over the engine: supervisor state, reconnect history and mute."""
+class SnapshotStatus:
+    """`StatusSource` over the engine's published snapshot (the same words the tray shows)."""
 
-    def __init__(self, engine: AvaEngine) -> None:
-        self._engine = engine
-        self._started = engine.clock.monotonic()
+    def __init__(self, snapshot: Callable[[], Snapshot], clock: Clock) -> None:
+        self._snapshot = snapshot
+        self._clock = clock
 
     def status(self) -> StatusReport:
-        engine = self._engine
-        records = engine.history.records
-        now = engine.clock.wall()
-        last = last_cause(records)
+        snapshot = self._snapshot()
+        last = snapshot.last_interruption
         return StatusReport(
-            state=describe_state(engine),
-            uptime_s=engine.clock.monotonic() - self._started,
-            reconnects_today=reconnects_since(records, start_of_today(now)),
+            state=state_words(snapshot.state),
+            uptime_s=self._clock.monotonic() - snapshot.started_at,
+            reconnects_today=snapshot.reconnects_today,
             last_cause=last.cause if last else None,
             last_cause_message=last.message if last else None,
             last_cause_at=last.at if last else None,
-            muted=bool(getattr(engine, "muted", False)),
+            muted=snapshot.muted,
         )
 
 
-def describe_state(engine: AvaEngine) -> str:
-    state = engine.supervisor.state
-    if isinstance(state, Connected):
-        return "connected, speaking" if state.speaking else "connected"
-    if isinstance(state, Connecting):
-        return "connecting"
-    if isinstance(state, Reconnecting):
-        return f"reconnecting after: {state.ending.message}"
-    if isinstance(state, WaitingForNetwork):
-        return "waiting for the network"
-    if isinstance(state, Error):
-        return f"stopped by an error: {state.reason}"
-    assert isinstance(state, Stopped)
-    return "stopped"
+class MuteSwitch:
+    """`MicMute` over the engine's one mute (its setter runs the change on the event loop)."""
+
+    def __init__(self, current: Callable[[], bool], set_muted: Callable[[bool], None]) -> None:
+        self._current = current
+        self._set = set_muted
+
+    @property
+    def muted(self) -> bool:
+        return self._current()
+
+    @muted.setter
+    def muted(self, value: bool) -> None:
+        self._set(value)
 
 
 class SavedVoice:
     """`VoiceSetting`: saves the voice in the settings file and hands the engine the new settings."""
 
     def __init__(self, current: Callable[[], Settings], apply: Callable[[Settings], None],
-                 store: SettingsStore | None = None) -> None:
+                 store: SettingsFile | None = None) -> None:
         self._current = current
         self._apply = apply
-        self._store = store or SettingsStore()
+        self._given_store = store
+
+    @property
+    def _store(self) -> SettingsFile:
+        if self._given_store is None:  # the settings file (QSettings) loads Qt only when a voice is saved
+            from ava_tray.settings_store import SettingsStore
+
+            self._given_store = SettingsStore()
+        return self._given_store
 
     def change_voice(self, voice: str) -> None:
         if voice not in VOICES:
@@ -109,8 +111,9 @@ def build_toolbox(
     settings: Callable[[], Settings],
     apply_settings: Callable[[Settings], None],
     clock: Clock,
-    status: EngineStatus | None = None,
-    mic: MicMute | None = None,
+    status: Callable[[], Snapshot] | None = None,
+    mute: Callable[[bool], None] | None = None,
+    settings_file: SettingsFile | None = None,
     memory_path: Path | None = None,
     load_plugins: bool = True,
 ) -> ToolBox:
@@ -122,16 +125,12 @@ def build_toolbox(
         memory = MemoryStore(Path(":memory:"), clock=clock)
     reminders = ReminderScheduler(memory, clock=clock)
     registry = ToolRegistry(allowed=lambda: parse_allowed(settings().allowed_tools))
-    for item in builtin_tools(memory=memory, reminders=reminders, status=status, mic=mic,
-                              voice=SavedVoice(settings, apply_settings), clock=clock):
+    source = SnapshotStatus(status, clock) if status is not None else None
+    mic = MuteSwitch(lambda: status().muted if status is not None else False, mute) if mute is not None else None
+    for item in builtin_tools(memory=memory, reminders=reminders, status=source, mic=mic,
+                              voice=SavedVoice(settings, apply_settings, settings_file), clock=clock):
         registry.register(item)
     if load_plugins:
         registry.load_plugins()
     registry.add_instructions(memory.digest)
     return ToolBox(registry, memory, reminders)
-
-
-def engine_toolbox(engine: AvaEngine, apply_settings: Callable[[Settings], None]) -> ToolBox:
-    """The toolbox for an engine: its settings, clock, status and mute switch."""
-    return build_toolbox(settings=lambda: engine.settings, apply_settings=apply_settings, clock=engine.clock,
-                         status=EngineStatus(engine), mic=engine)

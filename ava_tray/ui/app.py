@@ -18,10 +18,13 @@ from PySide6.QtCore import QSocketNotifier
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from ava_tray import keystore, paths
+from ava_tray.bootstrap import api_key_for, build_engine, launch_options
 from ava_tray.clock import Clock, SystemClock
 from ava_tray.engine import AvaEngine, LaunchOptions
 from ava_tray.history import ReconnectHistory
-from ava_tray.settings import Settings, SettingsStore
+from ava_tray.settings import Settings
+from ava_tray.settings_store import SettingsStore
+from ava_tray.status import NeedsKey, Notice, Snapshot, UiState
 from ava_tray.supervisor import Error
 from ava_tray.ui import autostart
 from ava_tray.ui.consent import TrayConsentAsker
@@ -31,7 +34,6 @@ from ava_tray.ui.network import watch_network
 from ava_tray.ui.pyside_fix import guard_singletons
 from ava_tray.ui.settings_dialog import SettingsDialog
 from ava_tray.ui.single_instance import InstanceLock, hand_over
-from ava_tray.ui.status import NeedsKey, Notice, UiState
 from ava_tray.ui.tray import TrayUI
 
 logger = logging.getLogger(__name__)
@@ -44,17 +46,12 @@ STOP_TIMEOUT = 5.0
 EngineFactory = Callable[[Settings, str | None, LaunchOptions, ReconnectHistory], AvaEngine]
 
 
-def _default_engine(settings: Settings, api_key: str | None, launch: LaunchOptions,
-                    history: ReconnectHistory) -> AvaEngine:
-    return AvaEngine(settings, api_key, launch=launch, history=history)
-
-
 class AvaTrayApp:
     """Owns the engine's lifecycle and implements the tray's commands (`TrayHost`)."""
 
     def __init__(self, launch: LaunchOptions, *, store: SettingsStore | None = None, clock: Clock | None = None,
                  history: ReconnectHistory | None = None, engine_factory: EngineFactory | None = None,
-                 tray_available: bool | None = None, rollover: bool | None = None) -> None:
+                 tray_available: bool | None = None) -> None:
         guard_singletons()
         qt_app = QApplication.instance()
         if isinstance(qt_app, QApplication):
@@ -63,15 +60,11 @@ class AvaTrayApp:
         self.clock = clock or SystemClock()
         self.store = store or SettingsStore()
         self.settings = self.store.load()
-        if rollover is not None:  # --rollover / --no-rollover on the command line
-            launch = replace(launch, rollover=replace(self.settings.rollover_policy(), enabled=rollover))
-            self.launch = launch
         self._history = history if history is not None else ReconnectHistory(paths.data_dir() / "history.jsonl")
-        self._engine_factory = engine_factory or _default_engine
+        self._engine_factory = engine_factory or self._build_engine
         self.engine: AvaEngine | None = None
         self.engine_task: asyncio.Task[None] | None = None
         self._api_key: str | None = None
-        self._muted = False
         self._quit: asyncio.Event | None = None
         self._quitting = False
         self.first_run = False
@@ -83,9 +76,18 @@ class AvaTrayApp:
 
     # -- TrayHost ----------------------------------------------------------------------------------
 
+    def _build_engine(self, settings: Settings, api_key: str | None, launch: LaunchOptions,
+                      history: ReconnectHistory) -> AvaEngine:
+        return build_engine(settings, api_key, launch, history=history, settings_file=self.store, clock=self.clock)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The engine's status now (no engine yet: waiting for a key)."""
+        return self.engine.snapshot if self.engine is not None else Snapshot(state=NeedsKey())
+
     @property
     def state(self) -> UiState:
-        return self.engine.supervisor.state if self.engine is not None else NeedsKey()
+        return self.snapshot.state
 
     @property
     def history(self) -> ReconnectHistory:
@@ -93,22 +95,12 @@ class AvaTrayApp:
 
     @property
     def muted(self) -> bool:
-        return self._muted
+        return self.snapshot.muted
 
     def set_muted(self, muted: bool) -> None:
-        """The tray's Mute item (or the status window's): mute the engine, keep it across engines, render."""
-        self._muted = muted
+        """The tray's Mute item (or the status window's): the engine owns mute and publishes the change."""
         if self.engine is not None:
-            self.engine.muted = muted
-        logger.info("microphone %s", "muted" if muted else "unmuted")
-        self.ui.render()
-
-    def _engine_muted(self, muted: bool) -> None:
-        """The engine was muted from elsewhere (the mute tool): show it, and keep it for the next engine."""
-        if muted != self._muted:
-            self._muted = muted
-            logger.info("microphone %s by AVA", "muted" if muted else "unmuted")
-            self.ui.render()
+            self.engine.set_muted(muted)
 
     def restart_now(self) -> None:
         """Skip the countdown or leave Error; a key changed meanwhile (e.g. `--set-key`) is picked up."""
@@ -117,14 +109,14 @@ class AvaTrayApp:
             return
         if not self.engine.launch.demo:
             try:
-                key = keystore.resolve_key()
+                key = api_key_for(self.engine.launch)
             except keystore.KeyStoreError as exc:
                 logger.warning("restart: %s", exc)
             else:
                 if key != self._api_key:
                     self._api_key = key
                     self.engine.replace_settings(self.engine.settings, key)
-        self.engine.supervisor.restart_now()
+        self.engine.restart_now()
 
     def show_settings(self) -> None:
         """Open (or raise) the Settings dialog."""
@@ -173,7 +165,7 @@ class AvaTrayApp:
         key: str | None = None
         if self.engine is None or not self.engine.launch.demo:
             try:
-                key = keystore.resolve_key()
+                key = api_key_for(replace(self.launch, demo=False))
             except keystore.MissingKeyError:
                 key = None
             except keystore.KeyStoreError as exc:
@@ -188,8 +180,8 @@ class AvaTrayApp:
             key = self._api_key
         self._api_key = key
         self.engine.replace_settings(settings, key)
-        if isinstance(self.engine.supervisor.state, Error):
-            self.engine.supervisor.restart_now()
+        if isinstance(self.engine.snapshot.state, Error):
+            self.engine.restart_now()
 
     def start_demo(self) -> None:
         """Settings → Try the demo: run AVA on the embedded simulator."""
@@ -213,18 +205,15 @@ class AvaTrayApp:
         window.activateWindow()
 
     def start_engine(self, engine: AvaEngine) -> None:
-        """Run `engine` on the loop and render its states."""
+        """Run `engine` on the loop and render every snapshot it publishes."""
         self.engine = engine
-        engine.muted = self._muted
-        loop = asyncio.get_event_loop()
-        engine.mute_listeners.append(lambda muted: loop.call_soon_threadsafe(self._engine_muted, muted))
         engine.toolbox.registry.consent = TrayConsentAsker()
         engine.toolbox.reminders.notifier = _TrayNotifier(self.ui)
-        watch_network(engine.supervisor.network_changed)
-        engine.supervisor.subscribe(self.ui.on_state)
+        watch_network(engine.network_changed)
+        engine.subscribe(self.ui.show_snapshot)
         self.engine_task = asyncio.ensure_future(engine.run())
         self.engine_task.add_done_callback(self._engine_ended)
-        self.ui.on_state(engine.supervisor.state)
+        self.ui.show_snapshot(engine.snapshot)
 
     def _engine_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -250,10 +239,8 @@ class AvaTrayApp:
 
     def resolve_start_key(self) -> str | None:
         """The key to start with; None (and a reason to show) if AVA must wait for one."""
-        if self.launch.demo:
-            return None
         try:
-            return keystore.resolve_key()
+            return api_key_for(self.launch)
         except keystore.MissingKeyError:
             self.first_run = True
             self.key_problem = None
@@ -284,7 +271,7 @@ class AvaTrayApp:
                 self._api_key = key
                 self.start_engine(self._engine_factory(self.settings, key, self.launch, self._history))
             else:
-                self.ui.on_state(NeedsKey())
+                self.ui.show_snapshot(Snapshot(state=NeedsKey()))
                 self.show_settings()
             await self._quit.wait()
             await self.stop_engine()
@@ -359,8 +346,6 @@ def run_tray(args: argparse.Namespace) -> int:
     if hand_over():
         print(ALREADY_RUNNING, file=sys.stderr)
         return 0
-    launch = LaunchOptions(demo=bool(getattr(args, "demo", False)),
-                           session_limit=getattr(args, "session_limit", None))
-    tray_app = AvaTrayApp(launch, rollover=getattr(args, "rollover", None))
+    tray_app = AvaTrayApp(launch_options(args))
     result: int = qasync.run(tray_app.main())
     return result

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ava_tray.history import ReconnectRecord, availability, reconnects_since, start_of_today
 from ava_tray.realtime.ending import Cause
-from ava_tray.ui.status import cause_text, format_outage
+from ava_tray.status import cause_text, format_outage
 
 logger = logging.getLogger(__name__)
 

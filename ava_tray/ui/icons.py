@@ -11,7 +11,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QGuiApplication, QIcon, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
-from ava_tray.ui.status import ICON_NAMES
+from ava_tray.status import ICON_NAMES
 
 logger = logging.getLogger(__name__)
 

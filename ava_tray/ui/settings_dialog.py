@@ -4,11 +4,14 @@ audio devices and reconnect delays."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -26,14 +29,15 @@ from PySide6.QtWidgets import (
 )
 
 from ava_tray import keystore
-from ava_tray.audio.echo import AUDIO_MODE_LABELS, AUDIO_MODES
-from ava_tray.settings import VOICES, Settings
+from ava_tray.audio.echo import AUDIO_MODE_LABELS
+from ava_tray.settings import AUDIO_MODES, VOICES, Settings
 from ava_tray.ui.connection_check import ConnectionCheck, check_connection
 
 logger = logging.getLogger(__name__)
 
 WINDOW_TITLE = "AVA · Settings"
 SYSTEM_DEFAULT = "System default"
+LOOKING_FOR_DEVICES = "Looking for audio devices…"
 MODELS = ("gpt-realtime", "gpt-realtime-mini")
 
 DeviceLister = Callable[[], tuple[list[str], list[str]]]
@@ -46,6 +50,28 @@ def _default_devices() -> tuple[list[str], list[str]]:
         logger.warning("cannot list audio devices: %s", exc)
         return [], []
     return list_devices()
+
+
+class _DeviceListing(QObject):
+    """Lists the audio devices on a thread of its own; `found(inputs, outputs)` arrives on the GUI thread."""
+
+    found = Signal(list, list)
+
+    def __init__(self, lister: DeviceLister) -> None:
+        super().__init__()
+        self._lister = lister
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="ava-list-devices", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            inputs, outputs = self._lister()
+        except Exception as exc:  # a listing that fails leaves the pickers on the system default
+            logger.warning("cannot list audio devices: %s", exc)
+            inputs, outputs = [], []
+        with contextlib.suppress(RuntimeError):  # the dialog closed meanwhile
+            self.found.emit(list(inputs), list(outputs))
 
 
 class SettingsDialog(QDialog):
@@ -114,9 +140,16 @@ class SettingsDialog(QDialog):
         self.instructions_edit = QPlainTextEdit(settings.instructions, self)
         self.instructions_edit.setFixedHeight(90)
         self.url_edit = QLineEdit(settings.realtime_url, self)
-        inputs, outputs = (list_devices or _default_devices)()
-        self.input_box = self._device_box(inputs, settings.input_device)
-        self.output_box = self._device_box(outputs, settings.output_device)
+        # Listing devices can take seconds (a helper process while AVA's audio is open): it runs on a
+        # thread of its own and fills the pickers when done; until then they offer the saved choice.
+        self.input_box = QComboBox(self)
+        self.output_box = QComboBox(self)
+        self.devices_listed = False
+        self._fill_device_box(self.input_box, None, settings.input_device)
+        self._fill_device_box(self.output_box, None, settings.output_device)
+        self._device_listing = _DeviceListing(list_devices or _default_devices)
+        self._device_listing.found.connect(self._devices_found)
+        self._device_listing.start()
         self.audio_mode_box = QComboBox(self)
         for mode in AUDIO_MODES:
             self.audio_mode_box.addItem(AUDIO_MODE_LABELS[mode], mode)
@@ -160,16 +193,26 @@ class SettingsDialog(QDialog):
         layout.addLayout(buttons)
         self.refresh_key_location()
 
-    def _device_box(self, names: list[str], current: str) -> QComboBox:
-        box = QComboBox(self)
+    @staticmethod
+    def _fill_device_box(box: QComboBox, names: list[str] | None, current: str) -> None:
+        """The system default, the devices present (None: still looking) and the current choice."""
+        box.clear()
         box.addItem(SYSTEM_DEFAULT, "")
-        for name in names:
+        for name in names or []:
             box.addItem(name, name)
-        if current and current not in names:
-            box.addItem(f"{current} (not found)", current)
-        index = box.findData(current)
-        box.setCurrentIndex(max(0, index))
-        return box
+        if current and (names is None or current not in names):
+            box.addItem(current if names is None else f"{current} (not found)", current)
+        if names is None:
+            box.setToolTip(LOOKING_FOR_DEVICES)
+        else:
+            box.setToolTip("")
+        box.setCurrentIndex(max(0, box.findData(current)))
+
+    def _devices_found(self, inputs: list[str], outputs: list[str]) -> None:
+        """The listing thread finished: show what it found, keeping any choice made meanwhile."""
+        self._fill_device_box(self.input_box, inputs, str(self.input_box.currentData() or ""))
+        self._fill_device_box(self.output_box, outputs, str(self.output_box.currentData() or ""))
+        self.devices_listed = True
 
     def _delay_box(self, value: float) -> QDoubleSpinBox:
         box = QDoubleSpinBox(self)

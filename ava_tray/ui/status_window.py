@@ -18,10 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ava_tray.audio import echo
-from ava_tray.history import ReconnectRecord, last_cause, reconnects_since, start_of_today
+from ava_tray.status import Snapshot, TrayStatus, format_age
 from ava_tray.supervisor import Connected
-from ava_tray.ui.status import TrayStatus, UiState, format_age
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +29,7 @@ NO_TRAY_NOTE = ("No system tray was found on this desktop, so AVA shows this win
 
 
 class StatusWindow(QWidget):
-    """Renders a `TrayStatus` plus a few facts from the history; its buttons call the given actions."""
+    """Renders a snapshot (with its `TrayStatus` words); its buttons call the given actions."""
 
     def __init__(self, *, restart: Callable[[], None], settings: Callable[[], None],
                  history: Callable[[], None], set_muted: Callable[[bool], None], quit_app: Callable[[], None],
@@ -102,21 +100,21 @@ class StatusWindow(QWidget):
         for widget in (self.note, self.mute_box, self.quit_button):
             widget.setVisible(standalone)
 
-    def show_status(self, status: TrayStatus, state: UiState, now: float, wall: float,
-               records: list[ReconnectRecord], muted: bool) -> None:
-        """Show `status` (from `describe`) and the history facts."""
+    def show_status(self, status: TrayStatus, snapshot: Snapshot, now: float) -> None:
+        """Show `status` (from `describe`) and the snapshot's facts."""
+        state, muted = snapshot.state, snapshot.muted
         self.headline.setText(status.status_line)
         self.detail.setText(status.detail)
         self.session_age.setText(format_age(now - state.since) if isinstance(state, Connected) else "—")
-        self.reconnects_today.setText(str(reconnects_since(records, start_of_today(wall))))
-        last = last_cause(records)
+        self.reconnects_today.setText(str(snapshot.reconnects_today))
+        last = snapshot.last_interruption
         if last is None:
             self.last_cause.setText("—")
         else:
             stamp = time.strftime("%H:%M", time.localtime(last.at))
             self.last_cause.setText(f"{last.message} ({stamp})")
         # on / off (headphones) / unavailable: half-duplex, as the last opened audio devices decided.
-        self.echo_state.setText(echo.last_state() or "— (decided when the audio devices open)")
+        self.echo_state.setText(snapshot.echo or "— (decided when the audio devices open)")
         self.restart_button.setEnabled(status.can_restart)
         self.mute_box.setEnabled(status.can_mute)
         if self.mute_box.isChecked() != muted:

@@ -19,10 +19,10 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from ava_tray.clock import Clock
 from ava_tray.history import ReconnectHistory
+from ava_tray.status import Notice, NotificationPolicy, Snapshot, TrayStatus, describe
 from ava_tray.ui import autostart
 from ava_tray.ui.history_window import HistoryWindow
 from ava_tray.ui.icons import StateIcons, app_icon, prefers_dark
-from ava_tray.ui.status import Notice, NotificationPolicy, TrayStatus, UiState, describe
 from ava_tray.ui.status_window import StatusWindow
 
 logger = logging.getLogger(__name__)
@@ -33,16 +33,10 @@ NOTICE_MS = 10_000
 
 
 class TrayHost(Protocol):
-    """What the tray needs from the application: the state to render and the commands to run."""
-
-    @property
-    def state(self) -> UiState: ...
+    """What the tray needs from the application: the history to show and the commands to run."""
 
     @property
     def history(self) -> ReconnectHistory: ...
-
-    @property
-    def muted(self) -> bool: ...
 
     def restart_now(self) -> None: ...
 
@@ -69,6 +63,8 @@ class TrayUI(QObject):
         self.tray_available = tray_available
         self.policy = NotificationPolicy()
         self.status: TrayStatus | None = None
+        self.snapshot = Snapshot()
+        """The status handed to the tray last; what it renders."""
         self._rendered_state = ""
         self.notices: list[Notice] = []
         self.status_window_opened = 0
@@ -163,18 +159,22 @@ class TrayUI(QObject):
             if window is not None:
                 window.close() if window is not self.status_window else window.hide()
 
-    def on_state(self, state: UiState) -> None:
-        """The supervisor (or the app) changed state: render it, then notify if it deserves it."""
-        notice = self.policy.on_state(state, self.clock.monotonic())
+    def show_snapshot(self, snapshot: Snapshot) -> None:
+        """The engine (or the app) published a new status: render it, then notify if its state deserves it."""
+        previous, self.snapshot = self.snapshot, snapshot
+        notice = None
+        if snapshot.state != previous.state or self.status is None:
+            notice = self.policy.on_state(snapshot.state, self.clock.monotonic())
         self.render()
         if notice is not None:
             self.notify(notice)
 
     def render(self) -> None:
-        """Apply `describe()` for the current state and time; arm the timer for the next change."""
+        """Apply `describe()` for the snapshot and the time now; arm the timer for the next change."""
         now = self.clock.monotonic()
-        state = self.host.state
-        status = describe(state, now, muted=self.host.muted)
+        snapshot = self.snapshot
+        state, muted = snapshot.state, snapshot.muted
+        status = describe(snapshot, now)
         self.status = status
         self._rendered_state = type(state).__name__
         key = (status.icon_name, prefers_dark())
@@ -189,12 +189,11 @@ class TrayUI(QObject):
         self.status_action.setText(status.status_line)
         self.restart_action.setEnabled(status.can_restart)
         self.mute_action.setEnabled(status.can_mute)
-        if self.mute_action.isChecked() != self.host.muted:
+        if self.mute_action.isChecked() != muted:
             self.mute_action.blockSignals(True)
-            self.mute_action.setChecked(self.host.muted)
+            self.mute_action.setChecked(muted)
             self.mute_action.blockSignals(False)
-        self.status_window.show_status(status, state, now, self.clock.wall(), self.host.history.records,
-                                  self.host.muted)
+        self.status_window.show_status(status, snapshot, now)
         if status.next_change_in is None:
             self.timer.stop()
         else:
@@ -212,8 +211,8 @@ class TrayUI(QObject):
             self.show_status_window()
 
     def _on_mute_toggled(self, checked: bool) -> None:
-        self.host.set_muted(checked)
-        self.render()
+        self.host.set_muted(checked)  # the engine publishes the new snapshot and the tray renders it
+        self.render()  # a change nobody made (no engine yet) shows as it is
 
     def show_status_window(self) -> None:
         """Open (or raise) the status window."""
@@ -273,7 +272,7 @@ class TrayUI(QObject):
             "status_window_opened": self.status_window_opened,
             "history_rows": history_rows,
             "records": len(self.host.history.records),
-            "muted": self.host.muted,
+            "muted": self.snapshot.muted,
             "notifications": [{"title": n.title, "message": n.message} for n in self.notices],
         }
 

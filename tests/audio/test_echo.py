@@ -8,9 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ava_tray.__main__ import build_parser, with_command_line
+from ava_tray.__main__ import build_parser
 from ava_tray.audio import echo
 from ava_tray.audio.echo import EchoFrontEnd, looks_like_headset, processing_for, wants_echo_cancellation
+from ava_tray.bootstrap import launch_options
 from ava_tray.settings import Settings
 from ava_tray.simulator import synthetic_voice
 
@@ -127,7 +128,7 @@ def test_audio_mode_setting_and_command_line() -> None:
     assert Settings().audio_mode == "automatic" and not Settings().problems()
     assert replace(Settings(), audio_mode="loud").problems()
     args = build_parser().parse_args(["--console", "--audio-mode", "headphones"])
-    assert with_command_line(Settings(), args).audio_mode == "headphones"
-    assert with_command_line(Settings(), build_parser().parse_args(["--console"])).audio_mode == "automatic"
+    assert launch_options(args).apply(Settings()).audio_mode == "headphones"
+    assert launch_options(build_parser().parse_args(["--console"])).apply(Settings()).audio_mode == "automatic"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--audio-mode", "loud"])

@@ -24,7 +24,8 @@ from test_console_e2e import ConsoleAva
 
 from ava_tray.audio import VoiceIO
 from ava_tray.audio.devices import list_devices
-from ava_tray.settings import Settings, SettingsStore
+from ava_tray.settings import Settings
+from ava_tray.settings_store import SettingsStore
 from ava_tray.simulator import RealtimeSimulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not pulse.pulse_available(), reason="no PulseAudio: run "

@@ -19,8 +19,8 @@ from ava_tray.history import ReconnectHistory
 from ava_tray.session import RolloverPolicy
 from ava_tray.settings import Settings
 from ava_tray.simulator import Fault, RealtimeSimulator
+from ava_tray.status import Snapshot, describe
 from ava_tray.supervisor import Connected, Reconnecting, SupervisorState
-from ava_tray.ui.status import describe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not pulse.pulse_available(), reason="no PulseAudio: run "
                                                   "through `bash scripts/with-services.sh`")]
@@ -40,7 +40,7 @@ async def test_a_30_s_outage_backs_off_says_why_and_reconnects_right_after(voice
         def seen(state: SupervisorState) -> None:
             states.append(state)
             log.on_state(state)
-            tooltips.append(describe(state, time.monotonic()).tooltip)
+            tooltips.append(describe(Snapshot(state), time.monotonic()).tooltip)
 
         engine.supervisor.subscribe(seen)
         task = asyncio.create_task(engine.run())

@@ -24,7 +24,8 @@ from waits import wait_state
 from ava_tray.engine import AvaEngine, LaunchOptions
 from ava_tray.history import ReconnectHistory
 from ava_tray.session import RolloverPolicy
-from ava_tray.settings import Settings, SettingsStore
+from ava_tray.settings import Settings
+from ava_tray.settings_store import SettingsStore
 from ava_tray.simulator import Fault, RealtimeSimulator
 from ava_tray.supervisor import Connected, Reconnecting
 

@@ -14,7 +14,8 @@ import pytest
 
 from ava_tray.clock import ManualClock
 from ava_tray.memory import MemoryStore
-from ava_tray.settings import Settings, SettingsStore
+from ava_tray.settings import Settings
+from ava_tray.settings_store import SettingsStore
 from ava_tray.tools import ToolRegistry, builtin, wiring
 from ava_tray.tools.fakes import FakeConsent, FakeMicMute, FakeStatusSource
 from ava_tray.tools.hooks import StatusReport

@@ -15,12 +15,13 @@ from ui_helpers import SilentVoiceIO, eventually
 from ava_tray import keystore
 from ava_tray.engine import AvaEngine, LaunchOptions
 from ava_tray.history import ReconnectHistory
-from ava_tray.settings import Settings, SettingsStore
+from ava_tray.settings import Settings
+from ava_tray.settings_store import SettingsStore
 from ava_tray.simulator import RealtimeSimulator
+from ava_tray.status import NeedsKey
 from ava_tray.supervisor import Connected, Error, Stopped
 from ava_tray.tools.fakes import FakeConsent
 from ava_tray.ui.app import AvaTrayApp
-from ava_tray.ui.status import NeedsKey
 
 GOOD_KEY = "sk-" "test-good-key-0123456789"
 BAD_KEY = "sk-" "test-bad-key-9876543210"
@@ -151,3 +152,17 @@ async def test_a_corrupt_settings_file_is_reported(qtbot: QtBot, tmp_path: Path)
     assert "reset to their defaults" in app.ui.notices[0].message
     app.quit()
     assert await asyncio.wait_for(main, 2.0) == 0
+
+
+def test_the_tray_honours_the_command_line(qtbot: QtBot, tmp_path: Path) -> None:
+    """`--audio-mode` and `--no-rollover` reach the tray's engine (the tray used to ignore `--audio-mode`)."""
+    from ava_tray.__main__ import build_parser
+    from ava_tray.bootstrap import launch_options
+
+    args = build_parser().parse_args(["--demo", "--audio-mode", "headphones", "--no-rollover"])
+    app = AvaTrayApp(launch_options(args), store=SettingsStore(tmp_path / "settings.ini"),
+                     history=ReconnectHistory(None), tray_available=True)
+    engine = app._engine_factory(app.settings, None, app.launch, app.history)
+    assert engine.effective_settings.audio_mode == "headphones"
+    assert not engine.session.options.rollover.enabled
+    assert app.settings.audio_mode == "automatic", "an override is never saved"

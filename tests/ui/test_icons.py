@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtGui import QImage
 from PySide6.QtSvg import QSvgRenderer
 
+from ava_tray.status import ICON_NAMES
 from ava_tray.ui.icons import StateIcons, resources_dir
-from ava_tray.ui.status import ICON_NAMES
 
 DISCS = {"connected", "speaking", "muted", "reconnecting"}
 

@@ -3,6 +3,7 @@ sentences, a corrupt file's warning, the device pickers, Test connection."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,8 @@ from pytestqt.qtbot import QtBot
 from ui_helpers import eventually
 
 from ava_tray import keystore
-from ava_tray.settings import Settings, SettingsStore
+from ava_tray.settings import Settings
+from ava_tray.settings_store import SettingsStore
 from ava_tray.simulator import RealtimeSimulator
 from ava_tray.ui.settings_dialog import SYSTEM_DEFAULT, SettingsDialog
 
@@ -45,7 +47,33 @@ def clean_keyring() -> Iterator[None]:
 def make_dialog(qtbot: QtBot, settings: Settings, saved: list[Settings], **kwargs: object) -> SettingsDialog:
     dialog = SettingsDialog(settings, on_save=saved.append, list_devices=lambda: DEVICES, **kwargs)  # type: ignore[arg-type]
     qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.devices_listed, timeout=5000)
     return dialog
+
+
+def test_the_device_pickers_fill_off_the_gui_thread(qtbot: QtBot, no_keyring: None) -> None:
+    """Listing devices can take seconds (a helper process while audio is open): the dialog opens at once,
+    shows the saved choice meanwhile, and fills the pickers when the listing is done."""
+    release = threading.Event()
+    listed_on: list[threading.Thread] = []
+
+    def slow_listing() -> tuple[list[str], list[str]]:
+        listed_on.append(threading.current_thread())
+        release.wait(10)
+        return DEVICES
+
+    dialog = SettingsDialog(replace(Settings(), input_device="USB Headset"), on_save=lambda s: None,
+                            list_devices=slow_listing)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: bool(listed_on), timeout=5000)
+    assert listed_on[0] is not threading.main_thread()
+    assert not dialog.devices_listed and dialog.input_box.currentText() == "USB Headset"
+    assert dialog.edited_settings().input_device == "USB Headset"
+    release.set()
+    qtbot.waitUntil(lambda: dialog.devices_listed, timeout=5000)
+    assert [dialog.input_box.itemText(i) for i in range(dialog.input_box.count())] == [
+        SYSTEM_DEFAULT, "Built-in Microphone", "USB Headset"]
+    assert dialog.input_box.currentText() == "USB Headset"
 
 
 def test_settings_round_trip_through_the_dialog(qtbot: QtBot, tmp_path: Path, no_keyring: None) -> None:
@@ -57,6 +85,7 @@ def test_settings_round_trip_through_the_dialog(qtbot: QtBot, tmp_path: Path, no
         saved.append(settings)
 
     dialog = SettingsDialog(store.load(), on_save=on_save, list_devices=lambda: DEVICES)
+    qtbot.waitUntil(lambda: dialog.devices_listed, timeout=5000)
     qtbot.addWidget(dialog)
     assert dialog.input_box.itemText(0) == SYSTEM_DEFAULT
     assert [dialog.output_box.itemText(i) for i in range(dialog.output_box.count())] == [
@@ -91,6 +120,7 @@ def test_invalid_values_are_refused_with_a_sentence(qtbot: QtBot, no_keyring: No
 def test_the_audio_mode_is_chosen_in_one_box_and_saved(qtbot: QtBot, tmp_path: Path, no_keyring: None) -> None:
     store = SettingsStore(tmp_path / "settings.ini")
     dialog = SettingsDialog(store.load(), on_save=store.save, list_devices=lambda: DEVICES)
+    qtbot.waitUntil(lambda: dialog.devices_listed, timeout=5000)
     qtbot.addWidget(dialog)
     box = dialog.audio_mode_box
     assert [box.itemData(i) for i in range(box.count())] == ["automatic", "speakers", "headphones"]

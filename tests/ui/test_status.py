@@ -6,8 +6,8 @@ import pytest
 
 from ava_tray.clock import ManualClock
 from ava_tray.realtime.ending import Cause, SessionEnding
+from ava_tray.status import ICON_NAMES, NeedsKey, NotificationPolicy, Snapshot, UiState, describe, format_age
 from ava_tray.supervisor import Connected, Connecting, Error, Reconnecting, Stopped, WaitingForNetwork
-from ava_tray.ui.status import ICON_NAMES, NeedsKey, NotificationPolicy, UiState, describe, format_age
 
 EXPIRED = SessionEnding(Cause.SESSION_EXPIRED, "Session expired (60-minute limit reached)", 1001)
 BAD_KEY = SessionEnding(Cause.FATAL, "The API key was rejected. Replace it in Settings (or run `ava-tray --set-key`).",
@@ -28,8 +28,8 @@ def states() -> dict[str, UiState]:
 
 
 def test_every_state_has_its_own_icon_and_tooltip() -> None:
-    rendered = {name: describe(state, NOW) for name, state in states().items()}
-    rendered["muted"] = describe(Connected(attempt=1, since=NOW - 60), NOW, muted=True)
+    rendered = {name: describe(Snapshot(state), NOW) for name, state in states().items()}
+    rendered["muted"] = describe(Snapshot(Connected(attempt=1, since=NOW - 60), muted=True), NOW)
     assert {name: s.icon_name for name, s in rendered.items()} == {name: name for name in rendered}
     assert set(ICON_NAMES) == set(rendered)
     tooltips = [s.tooltip for s in rendered.values()]
@@ -39,15 +39,16 @@ def test_every_state_has_its_own_icon_and_tooltip() -> None:
 
 def test_tooltips_read_as_the_issue_says() -> None:
     s = states()
-    assert describe(s["connected"], NOW).tooltip == "AVA · Connected · session 12 min"
-    assert describe(s["reconnecting"], NOW).tooltip == "AVA · Reconnecting in 3 s (attempt #2) · session expired"
-    assert describe(s["error"], NOW).tooltip == "AVA · Error: the API key was rejected"
-    assert describe(s["error"], NOW).detail == BAD_KEY.message
-    assert describe(s["speaking"], NOW).tooltip == "AVA · Speaking · session 12 min"
-    assert describe(s["stopped"], NOW).tooltip == "AVA · Stopped"
-    assert describe(Connecting(attempt=3, since=NOW), NOW).tooltip == "AVA · Connecting… (attempt #3)"
-    assert "microphone muted" in describe(s["connected"], NOW, muted=True).tooltip
-    assert describe(NeedsKey(), NOW).tooltip == "AVA · Needs an API key"
+    assert describe(Snapshot(s["connected"]), NOW).tooltip == "AVA · Connected · session 12 min"
+    assert (describe(Snapshot(s["reconnecting"]), NOW).tooltip
+            == "AVA · Reconnecting in 3 s (attempt #2) · session expired")
+    assert describe(Snapshot(s["error"]), NOW).tooltip == "AVA · Error: the API key was rejected"
+    assert describe(Snapshot(s["error"]), NOW).detail == BAD_KEY.message
+    assert describe(Snapshot(s["speaking"]), NOW).tooltip == "AVA · Speaking · session 12 min"
+    assert describe(Snapshot(s["stopped"]), NOW).tooltip == "AVA · Stopped"
+    assert describe(Snapshot(Connecting(attempt=3, since=NOW)), NOW).tooltip == "AVA · Connecting… (attempt #3)"
+    assert "microphone muted" in describe(Snapshot(s["connected"], muted=True), NOW).tooltip
+    assert describe(Snapshot(NeedsKey()), NOW).tooltip == "AVA · Needs an API key"
 
 
 def test_countdown_reads_3_2_1_from_the_deadline() -> None:
@@ -55,39 +56,39 @@ def test_countdown_reads_3_2_1_from_the_deadline() -> None:
     state = Reconnecting(ending=EXPIRED, attempt=2, deadline=clock.monotonic() + 3, delay=3.0)
     seen = []
     for _ in range(3):
-        status = describe(state, clock.monotonic())
+        status = describe(Snapshot(state), clock.monotonic())
         seen.append(status.tooltip.split(" (")[0])
         assert status.next_change_in == pytest.approx(1.0)
         clock.advance(1)
     assert seen == ["AVA · Reconnecting in 3 s", "AVA · Reconnecting in 2 s", "AVA · Reconnecting in 1 s"]
-    assert describe(state, clock.monotonic()).tooltip.startswith("AVA · Reconnecting now")
-    assert describe(state, clock.monotonic()).next_change_in is None
+    assert describe(Snapshot(state), clock.monotonic()).tooltip.startswith("AVA · Reconnecting now")
+    assert describe(Snapshot(state), clock.monotonic()).next_change_in is None
 
 
 def test_countdown_rounds_up_and_wakes_at_the_next_whole_second() -> None:
     state = Reconnecting(ending=EXPIRED, attempt=2, deadline=NOW + 4.6, delay=4.6)
-    status = describe(state, NOW)
+    status = describe(Snapshot(state), NOW)
     assert "in 5 s" in status.tooltip
     assert status.next_change_in == pytest.approx(0.6)
 
 
 @pytest.mark.parametrize("name", ["connecting", "offline", "error", "stopped"])
 def test_nothing_counts_down_outside_reconnecting_and_connected(name: str) -> None:
-    assert describe(states()[name], NOW).next_change_in is None
+    assert describe(Snapshot(states()[name]), NOW).next_change_in is None
 
 
 def test_session_age_changes_once_a_minute() -> None:
-    status = describe(Connected(attempt=1, since=NOW - 725), NOW)
+    status = describe(Snapshot(Connected(attempt=1, since=NOW - 725)), NOW)
     assert status.next_change_in == pytest.approx(55.0)
     assert format_age(30) == "<1 min" and format_age(3900) == "1 h 05 min"
 
 
 def test_menu_enablement() -> None:
     for name, state in states().items():
-        status = describe(state, NOW)
+        status = describe(Snapshot(state), NOW)
         assert status.can_restart == (name != "stopped"), name
         assert status.can_mute == (name != "stopped"), name
-    assert not describe(NeedsKey(), NOW).can_restart
+    assert not describe(Snapshot(NeedsKey()), NOW).can_restart
 
 
 def test_notifications_on_error_once_and_on_recovery_after_a_long_outage() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from PySide6.QtWidgets import QSystemTrayIcon
@@ -11,8 +11,8 @@ from pytestqt.qtbot import QtBot
 from ava_tray.clock import ManualClock
 from ava_tray.history import ReconnectHistory
 from ava_tray.realtime.ending import Cause, SessionEnding
+from ava_tray.status import ICON_NAMES, Snapshot, UiState
 from ava_tray.supervisor import Connected, Connecting, Error, Reconnecting, Stopped
-from ava_tray.ui.status import ICON_NAMES, UiState
 from ava_tray.ui.tray import TrayUI
 
 EXPIRED = SessionEnding(Cause.SESSION_EXPIRED, "Session expired (60-minute limit reached)", 1001)
@@ -22,12 +22,14 @@ ICON_NAMES_BY_STATE = {"Connecting": "connecting", "Error": "error"}
 
 @dataclass
 class FakeHost:
-    """Stands in for the app: a settable state and a log of the commands the tray ran."""
+    """Stands in for the app: a settable state, a log of the commands the tray ran, and (like the engine) a new
+    snapshot for the tray when mute changes."""
 
     state: UiState = field(default_factory=lambda: Connecting(attempt=1, since=0.0))
     history: ReconnectHistory = field(default_factory=lambda: ReconnectHistory(None))
     muted: bool = False
     calls: list[str] = field(default_factory=list)
+    ui: TrayUI | None = None
 
     def restart_now(self) -> None:
         self.calls.append("restart")
@@ -35,6 +37,8 @@ class FakeHost:
     def set_muted(self, muted: bool) -> None:
         self.muted = muted
         self.calls.append(f"mute={muted}")
+        if self.ui is not None:
+            self.ui.show_snapshot(replace(self.ui.snapshot, muted=muted))
 
     def show_settings(self) -> None:
         self.calls.append("settings")
@@ -58,14 +62,15 @@ def clock() -> ManualClock:
 def ui(qtbot: QtBot, clock: ManualClock) -> TrayUI:
     host = FakeHost(state=Connecting(attempt=1, since=clock.monotonic()))
     tray = TrayUI(host, clock)
+    host.ui = tray
     tray.show()
     yield tray
     tray.hide()
 
 
 def set_state(ui: TrayUI, state: UiState) -> None:
-    ui.host.state = state  # type: ignore[misc]
-    ui.on_state(state)
+    ui.host.state = state  # type: ignore[attr-defined]
+    ui.show_snapshot(Snapshot(state, muted=ui.host.muted))  # type: ignore[attr-defined]
 
 
 def test_every_state_renders_its_own_icon_and_tooltip(ui: TrayUI, clock: ManualClock) -> None:
@@ -79,7 +84,7 @@ def test_every_state_renders_its_own_icon_and_tooltip(ui: TrayUI, clock: ManualC
         assert not ui.tray.icon().isNull()
         assert ui.tray.toolTip() == ui.status.tooltip
         assert ui.status_action.text() == ui.status.status_line
-    ui.host.muted = True  # type: ignore[misc]
+    ui.host.muted = True  # type: ignore[attr-defined]
     set_state(ui, Connected(1, now))
     seen["muted"] = (ui.tray.icon().cacheKey(), ui.tray.toolTip())
     assert set(seen) == set(ICON_NAMES) - {"offline"}

@@ -1,14 +1,16 @@
-"""The whole tray status as one pure function: supervisor state (+ session age, mute) → icon, texts, menu.
+"""AVA's whole status as one immutable snapshot, and the one function that puts it into words.
 
-Qt-free, so every state's rendering is unit-tested without a display. The tray, the menu and the
-status window only apply what `describe` returns.
+The engine owns the truth and publishes a `Snapshot` on every change; `describe(snapshot, now)` maps it
+to icon, texts and menu. The tray, its menu, the status window, the console's own lines and the
+`ava_status` tool all read the same words from here. Qt-free, so every state is unit-tested without a
+display.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ava_tray.realtime.ending import Cause
 from ava_tray.supervisor import (
@@ -29,10 +31,36 @@ SEP = " · "
 
 @dataclass(frozen=True)
 class NeedsKey:
-    """UI-only state: no API key yet, so no session runs until one is saved (or the demo is chosen)."""
+    """No API key yet, so no session runs until one is saved (or the demo is chosen)."""
 
 
 UiState = SupervisorState | NeedsKey
+
+
+@dataclass(frozen=True)
+class LastInterruption:
+    """The most recent time AVA went quiet, from the reconnect history."""
+
+    cause: str
+    message: str
+    at: float
+    """Wall time."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a front end shows, at one moment; published by the engine on every change."""
+
+    state: UiState = field(default_factory=NeedsKey)
+    muted: bool = False
+    echo: str | None = None
+    """"on", "off (headphones)" or "unavailable: half-duplex", once audio devices opened; else None."""
+    attempt: int = 0
+    """Sessions started so far (the console's "attempt #N")."""
+    reconnects_today: int = 0
+    last_interruption: LastInterruption | None = None
+    started_at: float = 0.0
+    """Monotonic time the engine started (for the uptime)."""
 
 ICON_NAMES = ("connecting", "connected", "speaking", "reconnecting", "offline", "error", "stopped", "muted")
 
@@ -97,8 +125,9 @@ def _until_next_second(deadline: float, now: float) -> float | None:
     return step if step > 1e-6 else 1.0
 
 
-def describe(state: UiState, now: float, *, muted: bool = False) -> TrayStatus:
-    """Map the whole state at monotonic time `now` to what the tray shows."""
+def describe(snapshot: Snapshot, now: float) -> TrayStatus:
+    """Map the whole status at monotonic time `now` to what the tray shows."""
+    state, muted = snapshot.state, snapshot.muted
     if isinstance(state, NeedsKey):
         return TrayStatus("stopped", f"{PREFIX}{SEP}Needs an API key", "Needs an API key",
                           "No API key is set. Open Settings to add one, or try the demo.",
@@ -139,6 +168,23 @@ def describe(state: UiState, now: float, *, muted: bool = False) -> TrayStatus:
         return TrayStatus("error", f"{PREFIX}{SEP}{what}", what, state.reason,
                           can_restart=True, can_mute=True, next_change_in=None)
     raise TypeError(f"unknown state {state!r}")
+
+
+def state_words(state: UiState) -> str:
+    """The state in a few words for the `ava_status` tool (what the model reads)."""
+    if isinstance(state, Connected):
+        return "connected, speaking" if state.speaking else "connected"
+    if isinstance(state, Connecting):
+        return "connecting"
+    if isinstance(state, Reconnecting):
+        return f"reconnecting after: {state.ending.message}"
+    if isinstance(state, WaitingForNetwork):
+        return "waiting for the network"
+    if isinstance(state, Error):
+        return f"stopped by an error: {state.reason}"
+    if isinstance(state, NeedsKey):
+        return "waiting for an API key"
+    return "stopped"
 
 
 @dataclass(frozen=True)

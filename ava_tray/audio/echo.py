@@ -113,14 +113,6 @@ def state_line(processing: Processing) -> str:
     return {"aec": STATE_ON, "off": STATE_HEADPHONES, "half-duplex": STATE_UNAVAILABLE}[processing]
 
 
-_last_state: str | None = None
-
-
-def last_state() -> str | None:
-    """The echo state of the most recently opened audio devices (None before any opened)."""
-    return _last_state
-
-
 @dataclass
 class EchoStats:
     """Counters for benchmarks and logs."""
@@ -155,9 +147,7 @@ class EchoFrontEnd:
 
             self._apm = _new_apm()
             self._frame_type = rtc.AudioFrame
-        global _last_state
-        _last_state = state_line(processing)
-        logger.info("echo cancellation: %s", _last_state)
+        logger.info("echo cancellation: %s", state_line(processing))
 
     @property
     def state(self) -> str:

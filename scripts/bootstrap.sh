@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian/Ubuntu machine for AVA Tray development; safe and quick to run again.
 #
-#   bash scripts/bootstrap.sh
+#   bash scripts/bootstrap.sh [--python-only]
 #
 # - installs the system packages the app, the tests and scripts/with-services.sh need (only the
 #   missing ones; as root, or through sudo otherwise);
 # - creates .venv in the repository and runs `pip install -e '.[dev]'` when pyproject.toml changed
 #   since the last install (a hash stamp in .venv).
+# --python-only skips the system packages (the fast test lane: no apt-get).
 # PYTHON=python3.12 picks another interpreter for the venv (3.11 or newer).
 set -euo pipefail
+
+python_only=
+[[ ${1:-} == --python-only ]] && python_only=1
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -85,7 +89,9 @@ missing=()
 for pkg in "${PACKAGES[@]}"; do
     installed "$pkg" || missing+=("$pkg")
 done
-if ((${#missing[@]})); then
+if [[ -n $python_only ]]; then
+    ((${#missing[@]} == 0)) || say "not installing (--python-only): ${missing[*]}"
+elif ((${#missing[@]})); then
     apt_install "${missing[@]}"
 else
     say "system packages present"
@@ -102,7 +108,7 @@ fi
 version=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 
 # Building numpy from source (scripts/build.sh) needs the interpreter's C headers.
-if ! "$python" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))'; then
+if [[ -z $python_only ]] && ! "$python" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))'; then
     installed "python$version-dev" || apt_install "python$version-dev"
 fi
 

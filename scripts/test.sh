@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
 # The whole test suite: set-up (idempotent), lint, types, then pytest with every real service running.
 #   bash scripts/test.sh [PYTEST ARGS...]
+#   bash scripts/test.sh --fast [PYTEST ARGS...]   unit and integration tests only: no services, no apt-get,
+#                                                  no display, no sound server, no keyring (well under a minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ ${1:-} == --fast ]]; then
+    shift
+    started=$(date +%s.%N)
+    bash scripts/bootstrap.sh --python-only
+    echo "== pytest --fast (tests/unit, tests/integration; no services)"
+    status=0
+    env -u DISPLAY -u WAYLAND_DISPLAY -u DBUS_SESSION_BUS_ADDRESS -u AVA_SERVICES \
+        QT_QPA_PLATFORM=offscreen PULSE_SERVER=unix:/nonexistent \
+        .venv/bin/python -m pytest -p no:cacheprovider -q tests/unit tests/integration "$@" || status=$?
+    awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "fast lane: %.1f s\n", e - s }'
+    exit "$status"
+fi
 bash scripts/bootstrap.sh
 echo "== ruff"; .venv/bin/ruff check ava_tray tests packaging
 echo "== mypy"; .venv/bin/mypy

@@ -1,0 +1,56 @@
+"""The spend ledger: totals by day and model, month and session; it survives a reopen; the budget's states."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ava_tray.clock import ManualClock
+from ava_tray.ledger import BudgetStatus, SpendLedger, budget_of, local_day
+from ava_tray.pricing import Usage
+
+NOON = 1_796_126_400.0  # 2026-12-01 12:00 UTC-ish; days are local, read through local_day
+
+
+def test_totals_by_day_model_month_and_session(tmp_path: Path) -> None:
+    clock = ManualClock(start=0.0, wall_offset=NOON)
+    ledger = SpendLedger(tmp_path / "spend.sqlite3", clock=clock)
+    ledger.record("gpt-realtime-2.1", Usage(audio_in=1000, audio_out=500), 0.064, session="sess_a")
+    ledger.record("gpt-realtime-2.1", Usage(text_in=10, audio_in=1000, audio_out=500), 0.06404, session="sess_a")
+    ledger.record("gpt-realtime-2.1-mini", Usage(audio_in=100), 0.001, session="sess_b")
+    clock.advance(86_400)
+    ledger.record("gpt-realtime-2.1", Usage(audio_out=1000), 0.064, session="sess_c")
+    assert ledger.cost_today() == pytest.approx(0.064)
+    assert ledger.cost_on(local_day(NOON)) == pytest.approx(0.12904)
+    assert ledger.cost_of_session("sess_a") == pytest.approx(0.12804)
+    totals = ledger.totals_by_day()
+    assert [(t.day, t.model) for t in totals] == [(local_day(NOON), "gpt-realtime-2.1"),
+                                                   (local_day(NOON), "gpt-realtime-2.1-mini"),
+                                                   (local_day(NOON + 86_400), "gpt-realtime-2.1")]
+    assert totals[0].usage == Usage(text_in=10, audio_in=2000, audio_out=1000)
+    ledger.close()
+
+    reopened = SpendLedger(tmp_path / "spend.sqlite3", clock=clock)
+    assert reopened.cost_today() == pytest.approx(0.064), "what was recorded survives a restart"
+    with sqlite3.connect(tmp_path / "spend.sqlite3") as db:  # only numbers and names: no key, no conversation
+        columns = [row[1] for row in db.execute("PRAGMA table_info(responses)")]
+    assert "transcript" not in columns and "key" not in columns
+
+
+def test_the_budget_warns_pauses_and_can_be_gone_past_for_the_day(tmp_path: Path) -> None:
+    clock = ManualClock(start=0.0, wall_offset=NOON)
+    ledger = SpendLedger(tmp_path / "spend.sqlite3", clock=clock)
+    assert not budget_of(ledger, 2.0).warn
+    ledger.record("gpt-realtime-2.1", Usage(audio_out=25_000), 1.60)
+    status = budget_of(ledger, 2.0)
+    assert status.warn and not status.paused
+    ledger.record("gpt-realtime-2.1", Usage(audio_out=6_250), 0.40)
+    assert budget_of(ledger, 2.0).paused
+    assert not budget_of(ledger, 0.0).paused, "no budget, no pause"
+    ledger.go_on_today()
+    assert budget_of(ledger, 2.0) == BudgetStatus(2.0, pytest.approx(2.0), gone_on=True)  # type: ignore[arg-type]
+    assert not budget_of(ledger, 2.0).paused
+    clock.advance(86_400)
+    assert not budget_of(ledger, 2.0).warn and not budget_of(ledger, 2.0).gone_on, "a new day starts afresh"

@@ -144,7 +144,6 @@ class RealtimeSession:
         return True
 
 
-
 ConversationIntent = PlayAudio | BargeIn | RunTool | Heard
 """What a server session's events ask of the conversation (the rest its own socket carries out)."""
 
@@ -312,7 +311,7 @@ class _Conversation:
         """Run a tool for the conversation, not for one session: its answer survives a handover."""
         tools = self.owner.tools
         if tools is None:
-            logger.warning("ignored a function call %r with no tool host or call id", call.name)
+            logger.warning("ignored a function call %r: no tool host", call.name)
             return
         self.tool_tasks.append(asyncio.create_task(self._run_tool(caller, tools, call), name=f"ava-tool-{call.name}"))
 

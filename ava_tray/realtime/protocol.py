@@ -131,8 +131,9 @@ class Fatal:
     code: str
 
 
-Intent = Configure | Ready | PlayAudio | BargeIn | ResponseStarted | ResponseFinished | RunTool | Heard | ServerError \
-    | Fatal
+Intent = (Configure | Ready | PlayAudio | BargeIn | ResponseStarted | ResponseFinished | RunTool | Heard
+          | ServerError | Fatal)
+"""Everything `receive` can return."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,11 @@ over *make before break*: a second session is opened, configured and given the c
 the microphone switches to it in one step (blocks captured meanwhile are held and go to the new
 session), and the old one closes with 1000 once its reply is done. Cleanup is one idempotent path that
 every exit takes: audio streams closed, tasks cancelled and awaited, sockets closed.
+
+The parts, each named for what it is: `_Conversation` (the audio devices and the server sessions of one
+supervisor run: handover, barge-in, tools), `_ServerSession` (one socket: it opens, configures and pumps;
+what the server's events mean is decided by its socket-free `ServerSessionProtocol`, in
+`realtime/protocol.py`) and the `Transcript` (`conversation.py`) that every new server session is given.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -27,7 +32,21 @@ from ava_tray.conversation import Transcript
 from ava_tray.metrics import AudioLatency
 from ava_tray.realtime import events
 from ava_tray.realtime.connection import Keepalive, open_connection
-from ava_tray.realtime.ending import FATAL_ERROR_CODES, Cause, SessionAborted, SessionEnding, classify_ending
+from ava_tray.realtime.ending import Cause, SessionAborted, SessionEnding, classify_ending
+from ava_tray.realtime.protocol import (
+    BargeIn,
+    Configure,
+    Fatal,
+    Heard,
+    Intent,
+    PlayAudio,
+    Ready,
+    ResponseFinished,
+    ResponseStarted,
+    RunTool,
+    ServerError,
+    ServerSessionProtocol,
+)
 from ava_tray.supervisor import SessionContext
 
 logger = logging.getLogger(__name__)
@@ -119,11 +138,14 @@ class RealtimeSession:
         """Have AVA say `text` now (e.g. a reminder that came due); False when no session is up."""
         conversation = self._current
         active = conversation.active if conversation is not None else None
-        if active is None or active.closed:
+        if active is None or not active.protocol.is_open:
             return False
-        active.send_event(events.system_message(text))
-        active.send_event(events.response_create())
+        active.say(text)
         return True
+
+
+ConversationIntent = PlayAudio | BargeIn | RunTool | Heard
+"""What a server session's events ask of the conversation (the rest its own socket carries out)."""
 
 
 class _Conversation:
@@ -133,11 +155,14 @@ class _Conversation:
         self.owner = owner
         self.context = context
         self.voice: VoiceIO | None = None
-        self.active: _Connection | None = None
+        self.active: _ServerSession | None = None
+        """The server session the microphone goes to."""
         self.held: list[tuple[bytes, float]] | None = None
-        self.connections: list[_Connection] = []
+        """Microphone blocks captured while a handover waits for the new session (None when none is)."""
+        self.server_sessions: list[_ServerSession] = []
         self.retiring: list[asyncio.Task[None]] = []
-        self.item_owner: dict[str, _Connection] = {}
+        self.item_sessions: dict[str, _ServerSession] = {}
+        """The server session that streamed each assistant item: a barge-in truncates the item there."""
         self.cut_items: set[str] = set()
         self.tool_tasks: list[asyncio.Task[None]] = []
         self.speaking = False
@@ -145,8 +170,8 @@ class _Conversation:
 
     async def serve(self) -> SessionEnding:
         try:
-            connection = self._connect()
-            ended = await connection.wait_ready()
+            server_session = self._open_server_session()
+            ended = await server_session.wait_ready()
             if ended is not None:
                 return ended
             try:
@@ -154,16 +179,16 @@ class _Conversation:
                 await self.voice.open(self._on_mic_block)
             except AudioDeviceError as exc:
                 return SessionEnding(Cause.OTHER, str(exc))
-            self.active = connection
-            self.context.ready(connection.expires_at)
+            self.active = server_session
+            self.context.ready(server_session.protocol.expires_at)
             return await self._watch()
         finally:
             await self.cleanup()
 
-    def _connect(self) -> _Connection:
-        connection = _Connection(self)
-        self.connections.append(connection)
-        return connection
+    def _open_server_session(self) -> _ServerSession:
+        server_session = _ServerSession(self)
+        self.server_sessions.append(server_session)
+        return server_session
 
     async def _watch(self) -> SessionEnding:
         """Until the active session ends: track speaking, audio failures and the rollover window."""
@@ -181,30 +206,32 @@ class _Conversation:
                 return SessionEnding(Cause.OTHER, str(self.voice.failure))
             if self.speaking and not self.voice.is_playing:
                 self._set_speaking(False)
-            if not policy.enabled or active.expires_at is None or clock.monotonic() < next_try:
+            expires_at = active.protocol.expires_at
+            if not policy.enabled or expires_at is None or clock.monotonic() < next_try:
                 continue
-            soft, hard = policy.window(active.created_at, active.expires_at)
+            soft, hard = policy.window(active.protocol.created_at, expires_at)
             now = clock.wall()
             due = now >= hard or (now >= soft and self._at_turn_boundary(active))
             if due and not await self._hand_over(active):
                 next_try = clock.monotonic() + policy.retry_after
 
-    def _at_turn_boundary(self, connection: _Connection) -> bool:
+    def _at_turn_boundary(self, server_session: _ServerSession) -> bool:
         """No reply or tool call in progress, the user not speaking, playback drained."""
         assert self.voice is not None
-        return not (connection.response_active or connection.user_speaking or self.voice.is_playing
+        protocol = server_session.protocol
+        return not (protocol.response_active or protocol.user_speaking or self.voice.is_playing
                     or self.busy_with_tools)
 
-    async def _hand_over(self, old: _Connection) -> bool:
+    async def _hand_over(self, old: _ServerSession) -> bool:
         """Make before break: the new session is ready before the microphone moves to it."""
-        logger.info("rolling over to a fresh session (old one expires at %s)", old.expires_at)
+        logger.info("rolling over to a fresh session (old one expires at %s)", old.protocol.expires_at)
         self.held = []
-        new = self._connect()
+        new = self._open_server_session()
         ended = await new.wait_ready()
         held, self.held = self.held, None
         if ended is not None:
             logger.warning("rollover failed (%s); keeping the current session", ended.message)
-            self.connections.remove(new)
+            self.server_sessions.remove(new)
             for pcm, captured_at in held:
                 old.send_mic(pcm, captured_at)
             return False
@@ -212,20 +239,36 @@ class _Conversation:
             new.send_mic(pcm, captured_at)
         self.active = new
         self.owner.handovers += 1
-        self.context.rolled_over(new.expires_at)
+        self.context.rolled_over(new.protocol.expires_at)
         self.retiring.append(asyncio.create_task(self._retire(old), name="ava-session-retire"))
         return True
 
-    async def _retire(self, old: _Connection) -> None:
+    async def _retire(self, old: _ServerSession) -> None:
         """Let the old session finish the reply it is streaming (never past its limit), then close it."""
-        if old.response_active and old.expires_at is not None:
-            remaining = old.expires_at - self.owner.clock.wall() - 1.0
+        expires_at = old.protocol.expires_at
+        if old.protocol.response_active and expires_at is not None:
+            remaining = expires_at - self.owner.clock.wall() - 1.0
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, remaining)):
                     await old.response_finished()
         await old.close("rolled over to a fresh session")
         with contextlib.suppress(ValueError):
-            self.connections.remove(old)
+            self.server_sessions.remove(old)
+
+    def carry_out(self, source: _ServerSession, intent: ConversationIntent) -> None:
+        """Act on what server session `source` said: play, barge in, run a tool, note a transcript."""
+        match intent:
+            case PlayAudio(item_id=item_id, pcm=pcm):
+                self._play(source, item_id, pcm)
+            case BargeIn():
+                self._barge_in(source)
+            case RunTool():
+                self._start_tool(source, intent)
+            case Heard(role=role, text=text):
+                self.owner.transcript.add(role, text)
+                self.context.transcript(role, text)
+            case _:
+                assert_never(intent)
 
     # -- audio both ways -----------------------------------------------------------------------
 
@@ -238,16 +281,16 @@ class _Conversation:
         elif self.active is not None:
             self.active.send_mic(pcm, captured_at)
 
-    def play(self, connection: _Connection, item_id: str, pcm: bytes) -> None:
+    def _play(self, source: _ServerSession, item_id: str, pcm: bytes) -> None:
         if self.voice is None or item_id in self.cut_items:
             return
-        self.item_owner[item_id] = connection
+        self.item_sessions[item_id] = source
         self.voice.play(item_id, pcm)
         self._set_speaking(True)
 
-    def barge_in(self, connection: _Connection) -> None:
+    def _barge_in(self, source: _ServerSession) -> None:
         """The user started speaking: silence AVA at once and tell the server what was heard."""
-        if self.voice is None or connection is not self.active:
+        if self.voice is None or source is not self.active:
             return
         cut = self.voice.interrupt()
         self._set_speaking(False)
@@ -255,8 +298,7 @@ class _Conversation:
             return
         self.cut_items.add(cut.item_id)
         logger.info("barge-in: cut %s after %d ms", cut.item_id, cut.played_ms)
-        owner = self.item_owner.get(cut.item_id, connection)
-        owner.send_event(events.item_truncate(cut.item_id, cut.played_ms))
+        self.item_sessions.get(cut.item_id, source).truncate(cut.item_id, cut.played_ms)
 
     def _set_speaking(self, active: bool) -> None:
         if active != self.speaking:
@@ -265,25 +307,24 @@ class _Conversation:
 
     # -- tools ---------------------------------------------------------------------------------
 
-    def start_tool(self, caller: _Connection, tools: ToolHost, name: str, arguments: str, call_id: str) -> None:
+    def _start_tool(self, caller: _ServerSession, call: RunTool) -> None:
         """Run a tool for the conversation, not for one session: its answer survives a handover."""
-        self.tool_tasks.append(asyncio.create_task(self._run_tool(caller, tools, name, arguments, call_id),
-                                                   name=f"ava-tool-{name}"))
+        tools = self.owner.tools
+        if tools is None:
+            logger.warning("ignored a function call %r: no tool host", call.name)
+            return
+        self.tool_tasks.append(asyncio.create_task(self._run_tool(caller, tools, call), name=f"ava-tool-{call.name}"))
 
     @property
     def busy_with_tools(self) -> bool:
         return any(not task.done() for task in self.tool_tasks)
 
-    async def _run_tool(self, caller: _Connection, tools: ToolHost, name: str, arguments: str,
-                        call_id: str) -> None:
-        output = await tools.call(name, arguments, call_id)
-        self.owner.transcript.add("tool", f"{name}({arguments}) -> {output}")
+    async def _run_tool(self, caller: _ServerSession, tools: ToolHost, call: RunTool) -> None:
+        output = await tools.call(call.name, call.arguments, call.call_id)
+        self.owner.transcript.add("tool", f"{call.name}({call.arguments}) -> {output}")
         target = self.active if self.active is not None else caller
-        if target is not caller:
-            # The call came from a session that has since been handed over: give the new one the call first.
-            target.send_event(events.function_call_item(call_id, name, arguments))
-        target.send_event(events.function_call_output(call_id, output))
-        target.send_event(events.response_create())
+        # A call from a session since handed over is re-created in the new one before its output.
+        target.answer_tool(call, output, recreate_call=target is not caller)
 
     async def cleanup(self) -> None:
         """Close every session and the audio; safe to call more than once."""
@@ -293,7 +334,7 @@ class _Conversation:
         for task in self.retiring + self.tool_tasks:
             task.cancel()
         await asyncio.gather(*self.retiring, *self.tool_tasks, return_exceptions=True)
-        await asyncio.gather(*(c.close("client closing") for c in self.connections), return_exceptions=True)
+        await asyncio.gather(*(s.close("client closing") for s in self.server_sessions), return_exceptions=True)
         if self.voice is not None:
             try:
                 await self.voice.close()
@@ -303,25 +344,26 @@ class _Conversation:
             self._set_speaking(False)
 
 
-class _Connection:
-    """One server session: its socket, its pumps and what it has said."""
+class _ServerSession:
+    """One server session's socket: open, configure, then pump both ways.
+
+    Server events go through `protocol`, which says what they mean; this class carries the intents out
+    (or hands them to the conversation) and sends what the protocol queued. Client events for a session
+    that is not open (closing, or closed by a fatal error) are dropped.
+    """
 
     def __init__(self, conversation: _Conversation) -> None:
         self.conversation = conversation
         self.owner = conversation.owner
+        self.protocol = ServerSessionProtocol(self.owner.clock.wall)
         self.ws: ClientConnection | None = None
-        self.error_codes: list[str] = []
-        self.created_at = self.owner.clock.wall()
-        self.expires_at: float | None = None
-        self.outbox: asyncio.Queue[tuple[str, float | None]] = asyncio.Queue()
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.response_active = False
-        self.user_speaking = False
         self._response_idle = asyncio.Event()
         self._response_idle.set()
+        self._outgoing = asyncio.Event()
+        """Set when the protocol has queued client events for the send pump."""
         self.pumps: list[asyncio.Task[None]] = []
-        self.closing: asyncio.Task[None] | None = None
-        self.closed = False
+        self.fatal_close: asyncio.Task[None] | None = None
         self.main: asyncio.Task[SessionEnding] = asyncio.create_task(self._main(), name="ava-session")
 
     async def wait_ready(self) -> SessionEnding | None:
@@ -336,22 +378,23 @@ class _Connection:
         await self._response_idle.wait()
 
     async def _main(self) -> SessionEnding:
+        error_codes = self.protocol.error_codes
         try:
             self.ws = await open_connection(self.owner.options.url, self.owner.options.api_key,
                                             self.owner.options.keepalive)
             async with asyncio.timeout(SESSION_READY_TIMEOUT):
                 await self._configure()
             self.pumps = [asyncio.create_task(self._receive(), name="ava-session-receive"),
-                          asyncio.create_task(self._send_outbox(), name="ava-session-send")]
+                          asyncio.create_task(self._send(), name="ava-session-send")]
             done, _ = await asyncio.wait(self.pumps, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 error = task.exception()
                 if error is not None:
                     raise error
             return classify_ending(close_code=self.ws.close_code, close_reason=self.ws.close_reason or "",
-                                   error_codes=self.error_codes)
+                                   error_codes=error_codes)
         except ConnectionClosed as exc:
-            return classify_ending(exception=exc, error_codes=self.error_codes)
+            return classify_ending(exception=exc, error_codes=error_codes)
         except SessionAborted as exc:
             return exc.ending
         except TimeoutError:
@@ -361,34 +404,22 @@ class _Connection:
             return SessionEnding(Cause.CONNECTION_LOST, "Connection lost: the server did not start a session in time")
         except Exception as exc:
             ws = self.ws
-            return classify_ending(exception=exc, error_codes=self.error_codes,
+            return classify_ending(exception=exc, error_codes=error_codes,
                                    close_code=ws.close_code if ws else None,
                                    close_reason=(ws.close_reason or "") if ws else "")
         finally:
             await self._stop_pumps()
+            self.protocol.connection_closed()
 
     async def _configure(self) -> None:
         """`session.created` → `session.update` (+ the conversation so far) → wait for `session.updated`."""
         assert self.ws is not None
-        while True:
-            event = self._parse(await self.ws.recv())
-            if event is None:
-                continue
-            if event["type"] == "session.created":
-                self.created_at = self.owner.clock.wall()
-                session = event.get("session")
-                if isinstance(session, dict) and isinstance(session.get("expires_at"), (int, float)):
-                    self.expires_at = float(session["expires_at"])
-                break
-            self._dispatch(event)
-        await self.ws.send(events.encode(events.session_update(self._session_config())))
-        replay = self.owner.transcript.replay_item()
-        if replay is not None:
-            await self.ws.send(events.encode(replay))
-        while not self.ready.done():
+        while not self.protocol.is_open:
             event = self._parse(await self.ws.recv())
             if event is not None:
-                self._dispatch(event)
+                self._carry_out(self.protocol.receive(event))
+            for message in self.protocol.data_to_send():
+                await self.ws.send(message.text)
 
     def _session_config(self) -> events.SessionConfig:
         config = self.owner.options.config
@@ -398,110 +429,90 @@ class _Connection:
         return replace(config, tools=config.tools + tools.specs(),
                        instructions=config.instructions + tools.instructions_suffix())
 
+    def _carry_out(self, intents: list[Intent], received_at: float | None = None) -> None:
+        """Act on the protocol's intents: this socket's own, and the conversation's through `carry_out`."""
+        for intent in intents:
+            match intent:
+                case Configure():
+                    self.protocol.configure(self._session_config(), self.owner.transcript.replay_item())
+                case Ready():
+                    if not self.ready.done():
+                        self.ready.set_result(None)
+                case ResponseStarted():
+                    self._response_idle.clear()
+                case ResponseFinished():
+                    self._response_idle.set()
+                case ServerError(code=code, message=message):
+                    logger.warning("server error %s: %s", code, message)
+                case Fatal():
+                    if self.ws is not None:
+                        self.fatal_close = asyncio.create_task(self.ws.close(), name="ava-session-close-fatal")
+                case PlayAudio():
+                    self.conversation.carry_out(self, intent)
+                    if received_at is not None:
+                        self.owner.latency.socket_to_device.add((time.monotonic() - received_at) * 1000.0)
+                case BargeIn() | RunTool() | Heard():
+                    self.conversation.carry_out(self, intent)
+                case _:
+                    assert_never(intent)
+
     # -- sending -------------------------------------------------------------------------------
 
     def send_mic(self, pcm: bytes, captured_at: float) -> None:
-        if not self.closed:
-            self.outbox.put_nowait((events.encode(events.input_audio_append(pcm)), captured_at))
+        if self.protocol.is_open:
+            self.protocol.send_audio(pcm, captured_at)
+            self._outgoing.set()
 
-    def send_event(self, event: dict[str, Any]) -> None:
-        if not self.closed:
-            self.outbox.put_nowait((events.encode(event), None))
+    def truncate(self, item_id: str, heard_ms: int) -> None:
+        if self.protocol.is_open:
+            self.protocol.truncate(item_id, heard_ms)
+            self._outgoing.set()
 
-    async def _send_outbox(self) -> None:
+    def answer_tool(self, call: RunTool, output: str, *, recreate_call: bool) -> None:
+        if self.protocol.is_open:
+            self.protocol.answer_tool(call, output, recreate_call=recreate_call)
+            self._outgoing.set()
+
+    def say(self, text: str) -> None:
+        if self.protocol.is_open:
+            self.protocol.say(text)
+            self._outgoing.set()
+
+    async def _send(self) -> None:
+        """The send pump: what the protocol queued, in order; microphone blocks timed for the latency figures."""
         assert self.ws is not None
         latency = self.owner.latency
         while True:
-            message, captured_at = await self.outbox.get()
-            await self.ws.send(message)
-            if captured_at is not None:
-                latency.mic_to_socket.add((time.monotonic() - captured_at) * 1000.0)
+            await self._outgoing.wait()
+            self._outgoing.clear()
+            for message in self.protocol.data_to_send():
+                await self.ws.send(message.text)
+                if message.captured_at is not None:
+                    latency.mic_to_socket.add((time.monotonic() - message.captured_at) * 1000.0)
 
     # -- receiving -----------------------------------------------------------------------------
 
     async def _receive(self) -> None:
+        """The receive pump: every server event through the protocol, its intents carried out."""
         assert self.ws is not None
         async for message in self.ws:
             received_at = time.monotonic()
             event = self._parse(message)
             if event is not None:
-                self._dispatch(event, received_at)
+                self._carry_out(self.protocol.receive(event), received_at)
 
-    def _parse(self, message: str | bytes) -> dict[str, Any] | None:
+    @staticmethod
+    def _parse(message: str | bytes) -> dict[str, Any] | None:
         try:
             return events.decode(message)
         except events.MalformedServerEvent as exc:
             logger.warning("ignored a malformed server event: %s", exc)
             return None
 
-    def _dispatch(self, event: dict[str, Any], received_at: float | None = None) -> None:
-        kind = event["type"]
-        conversation = self.conversation
-        if kind == "response.output_audio.delta":
-            self._on_audio_delta(event, received_at)
-        elif kind == "session.updated":
-            if not self.ready.done():
-                self.ready.set_result(None)
-        elif kind == "input_audio_buffer.speech_started":
-            self.user_speaking = True
-            conversation.barge_in(self)
-        elif kind in ("input_audio_buffer.speech_stopped", "input_audio_buffer.timeout_triggered"):
-            self.user_speaking = False
-        elif kind == "response.created":
-            self.response_active = True
-            self._response_idle.clear()
-        elif kind == "response.done":
-            self.response_active = False
-            self._response_idle.set()
-        elif kind == "error":
-            self._on_error(event)
-        elif kind == "response.function_call_arguments.done":
-            self._on_function_call(event)
-        elif kind == "conversation.item.input_audio_transcription.completed":
-            self._heard("user", str(event.get("transcript", "")))
-        elif kind == "response.output_audio_transcript.done":
-            self._heard("assistant", str(event.get("transcript", "")))
-        elif kind in _KNOWN_QUIET_EVENTS:
-            logger.debug("server event %s", kind)
-        else:
-            logger.debug("ignored unknown server event %s", kind)
-
-    def _heard(self, role: str, text: str) -> None:
-        self.owner.transcript.add(role, text)
-        self.conversation.context.transcript(role, text)
-
-    def _on_audio_delta(self, event: dict[str, Any], received_at: float | None) -> None:
-        try:
-            pcm = events.audio_delta_pcm(event)
-        except events.MalformedServerEvent as exc:
-            logger.warning("ignored a malformed audio delta: %s", exc)
-            return
-        self.conversation.play(self, str(event.get("item_id", "")), pcm)
-        if received_at is not None:
-            self.owner.latency.socket_to_device.add((time.monotonic() - received_at) * 1000.0)
-
-    def _on_error(self, event: dict[str, Any]) -> None:
-        code = events.error_code(event)
-        logger.warning("server error %s: %s", code, events.error_message(event))
-        if not code:
-            return
-        self.error_codes.append(code)
-        if code in FATAL_ERROR_CODES and self.ws is not None and self.closing is None:
-            self.closing = asyncio.create_task(self.ws.close(), name="ava-session-close-fatal")
-
-    def _on_function_call(self, event: dict[str, Any]) -> None:
-        """Run the tool off the receive loop; its output goes back with a `response.create`."""
-        tools = self.owner.tools
-        call_id, name = str(event.get("call_id", "")), str(event.get("name", ""))
-        if tools is None or not call_id:
-            logger.warning("ignored a function call %r with no tool host or call id", name)
-            return
-        self.conversation.start_tool(self, tools, name, str(event.get("arguments", "")), call_id)
-
     # -- ending --------------------------------------------------------------------------------
 
     async def _stop_pumps(self) -> None:
-        tasks = [t for t in [*self.pumps, self.closing] if t is not None and t is not asyncio.current_task()]
+        tasks = [t for t in [*self.pumps, self.fatal_close] if t is not None and t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -511,7 +522,7 @@ class _Connection:
 
     async def close(self, reason: str) -> None:
         """Close this session with 1000 and wait until all of its tasks are done; idempotent."""
-        self.closed = True
+        self.protocol.close()
         if self.ws is not None:
             with contextlib.suppress(Exception):
                 await self.ws.close(1000, reason)
@@ -519,16 +530,3 @@ class _Connection:
             self.main.cancel()
         await asyncio.wait({self.main})
         self._response_idle.set()
-
-
-_KNOWN_QUIET_EVENTS = frozenset({
-    "session.created", "input_audio_buffer.committed",
-    "input_audio_buffer.cleared", "conversation.item.added",
-    "conversation.item.done", "conversation.item.created", "conversation.item.truncated",
-    "conversation.item.deleted", "conversation.item.input_audio_transcription.delta",
-    "conversation.item.input_audio_transcription.failed",
-    "response.output_item.added", "response.output_item.done", "response.content_part.added",
-    "response.content_part.done", "response.output_audio.done", "response.output_audio_transcript.delta",
-    "response.output_text.delta", "response.output_text.done", "response.function_call_arguments.delta",
-    "rate_limits.updated",
-})

@@ -214,7 +214,9 @@ class SoundDeviceVoiceIO:
         try:
             in_stream, out_stream = await asyncio.shield(opening)
         except asyncio.CancelledError:
-            # The thread cannot be stopped half-way: let it finish, then close what it opened.
+            # AVA stopped meanwhile (Quit, Ctrl+C, Restart). The thread cannot be stopped half-way: let it finish,
+            # then close what it opened; those streams stop because AVA stops them, which is no device failure.
+            self._closing = True
             with contextlib.suppress(Exception):
                 streams = await opening
                 await run_on_own_thread(lambda: self._close_streams(streams), name="ava-audio-device", join=True)
@@ -441,6 +443,8 @@ class SoundDeviceVoiceIO:
         return callback
 
     def _finished_callback(self, loop: asyncio.AbstractEventLoop, kind: Kind, name: str) -> Callable[[], None]:
+        """PortAudio calls this whenever the stream stops; it is a failure only if AVA is not closing it."""
+
         def finished() -> None:
             if self._closing:
                 return

@@ -273,6 +273,8 @@ class RecordEnding:
     attempt: int
     delay_s: float | None
     session_s: float
+    unavailable_since: float | None
+    """Wall time the outage this ending belongs to began (AVA's start when it never connected since)."""
     unavailable_s: float | None = None
     ongoing: bool = False
 
@@ -313,7 +315,8 @@ class PolicyState:
     connected_at: float | None = None
     """When the running session was last ready or rolled over (monotonic): how long it has lasted."""
     unavailable_since: float | None = None
-    """Monotonic time AVA became unavailable: the first ending since it was last connected."""
+    """Monotonic time AVA became unavailable: its start, or the first ending since it was last connected."""
+    unavailable_since_wall: float | None = None
     record_pending: bool = False
     """The last record awaits how long AVA was unavailable after it."""
 
@@ -361,8 +364,8 @@ def next_step(state: PolicyState, event: Event) -> Step:
 
 def _before_start(state: PolicyState, event: Event) -> Step:
     match event:
-        case Started(now=now):
-            started = replace(state, started=True)
+        case Started(now=now, wall=wall):
+            started = replace(state, started=True, unavailable_since=now, unavailable_since_wall=wall)
             return _finish(started) if state.stop_requested else _next_session(started, now)
         case StopRequested():
             return replace(state, stop_requested=True), ()
@@ -380,8 +383,8 @@ def _in_session(state: PolicyState, public: Connecting | Connected, event: Event
             if state.record_pending and state.unavailable_since is not None:
                 complete = (CompleteLastRecord(now - state.unavailable_since),)
             connected = Connected(attempt=state.attempt, since=now, expires_at=expires_at)
-            return _show(replace(state, connected_at=now, unavailable_since=None, record_pending=False),
-                         connected, *complete)
+            return _show(replace(state, connected_at=now, unavailable_since=None, unavailable_since_wall=None,
+                                 record_pending=False), connected, *complete)
         case SpeakingChanged(active=active):
             if isinstance(public, Connected):
                 return _show(state, replace(public, speaking=active))
@@ -389,7 +392,7 @@ def _in_session(state: PolicyState, public: Connecting | Connected, event: Event
         case RolledOver(now=now, wall=wall, expires_at=expires_at) if isinstance(public, Connected):
             lasted = now - (state.connected_at if state.connected_at is not None else now)
             record = RecordEnding(Choice.ROLLOVER.ending, at=wall, attempt=state.attempt, delay_s=0.0,
-                                  session_s=lasted, unavailable_s=0.0)
+                                  session_s=lasted, unavailable_since=None, unavailable_s=0.0)
             connected = Connected(attempt=state.attempt, since=now, expires_at=expires_at,
                                   rollovers=public.rollovers + 1)
             return _show(replace(state, connected_at=now), connected, record)
@@ -429,14 +432,18 @@ def _after_session(state: PolicyState, ended: SessionEnding | Choice, now: float
     failures = 0 if rule.resets_backoff or lasted >= state.delays.stable_after else state.failures_in_row
     if rule.failure:
         failures += 1
-    since = state.unavailable_since if state.unavailable_since is not None else now
-    after = replace(state, failures_in_row=failures, connected_at=None, unavailable_since=since)
+    since, since_wall = ((state.unavailable_since, state.unavailable_since_wall)
+                         if state.unavailable_since is not None else (now, wall))
+    after = replace(state, failures_in_row=failures, connected_at=None, unavailable_since=since,
+                    unavailable_since_wall=since_wall)
 
     if ended is Choice.STOP:
-        return _finish(after, RecordEnding(ending, at=wall, attempt=state.attempt, delay_s=0.0, session_s=lasted))
+        return _finish(after, RecordEnding(ending, at=wall, attempt=state.attempt, delay_s=0.0, session_s=lasted,
+                                           unavailable_since=None))
 
     if not rule.retried:
-        record = RecordEnding(ending, at=wall, attempt=state.attempt, delay_s=None, session_s=lasted, ongoing=True)
+        record = RecordEnding(ending, at=wall, attempt=state.attempt, delay_s=None, session_s=lasted,
+                              unavailable_since=since_wall, ongoing=True)
         waiting, effects = _show(replace(after, record_pending=True), Error(ending=ending, attempt=state.attempt),
                                  record)
         if not state.restart_requested:
@@ -446,7 +453,8 @@ def _after_session(state: PolicyState, ended: SessionEnding | Choice, now: float
 
     delay = 0.0 if state.restart_requested else backoff_delay(state.delays.base(rule.delay), failures,
                                                               state.delays, draw)
-    record = RecordEnding(ending, at=wall, attempt=state.attempt, delay_s=delay, session_s=lasted, ongoing=True)
+    record = RecordEnding(ending, at=wall, attempt=state.attempt, delay_s=delay, session_s=lasted,
+                          unavailable_since=since_wall, ongoing=True)
     after = replace(after, record_pending=True)
     if delay <= 0:
         reconnecting, effects = _next_session(after, now)

@@ -374,15 +374,20 @@ class Supervisor:
             delay_s=effect.delay_s,
             session_s=round(effect.session_s, 3),
             unavailable_s=effect.unavailable_s,
+            unavailable_since=effect.unavailable_since,
         )
         self._last_record = record.id if effect.ongoing else None
         if self._history is not None:
-            self._history.append(record)
+            self._history.append(record, ongoing=effect.ongoing)
 
     def _complete_last_record(self, unavailable_s: float | None) -> None:
         """Complete the last record with how long AVA was unavailable, now that it is known."""
         record_id, self._last_record = self._last_record, None
-        if record_id is not None and unavailable_s is not None and self._history is not None:
+        if record_id is None or self._history is None:
+            return
+        if unavailable_s is None:
+            self._history.outage_over(record_id)
+        else:
             self._history.set_unavailable(record_id, round(unavailable_s, 3))
 
 

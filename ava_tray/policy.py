@@ -92,7 +92,7 @@ class Rule:
     """What follows one kind of ending."""
 
     delay: BaseDelay | None
-    """The base delay before the next attempt (`ReconnectDelays`); None: no wait."""
+    """The base delay before the next attempt, a field of `ReconnectDelays`; None: no wait."""
     failure: bool
     """Counts as one more failure in a row (each doubles the next delay)."""
     resets_backoff: bool
@@ -105,13 +105,13 @@ class Rule:
 
 RULES: Final[Mapping[Cause | Choice, Rule]] = MappingProxyType({
     # How the server ended the session (realtime/ending.py classifies it):
-    Cause.SESSION_EXPIRED: Rule(delay="session_expired", failure=False, resets_backoff=True, retried=True, probe=False),
-    Cause.CONNECTION_LOST: Rule(delay="connection_lost", failure=True, resets_backoff=False, retried=True, probe=True),
-    Cause.OTHER: Rule(delay="other", failure=True, resets_backoff=False, retried=True, probe=False),
-    Cause.FATAL: Rule(delay=None, failure=True, resets_backoff=False, retried=False, probe=False),
+    Cause.SESSION_EXPIRED: Rule("session_expired", failure=False, resets_backoff=True,  retried=True,  probe=False),
+    Cause.CONNECTION_LOST: Rule("connection_lost", failure=True,  resets_backoff=False, retried=True,  probe=True),
+    Cause.OTHER:           Rule("other",           failure=True,  resets_backoff=False, retried=True,  probe=False),
+    Cause.FATAL:           Rule(None,              failure=True,  resets_backoff=False, retried=False, probe=False),
     # What the user or AVA chose (a rollover ends no connection: it is recorded, with no time unavailable):
-    Choice.RESTART: Rule(delay=None, failure=False, resets_backoff=False, retried=True, probe=False),
-    Choice.STOP: Rule(delay=None, failure=False, resets_backoff=False, retried=False, probe=False),
+    Choice.RESTART:        Rule(None,              failure=False, resets_backoff=False, retried=True,  probe=False),
+    Choice.STOP:           Rule(None,              failure=False, resets_backoff=False, retried=False, probe=False),
 })
 """The reconnect policy, one line per ending. A restart asked for while a session runs also makes the
 next attempt start at once, whatever ended that session."""

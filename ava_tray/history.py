@@ -2,8 +2,9 @@
 
 Each record is appended and flushed as one line, so a crash loses at most the line being written.
 How long AVA was unavailable is only known once the next session is up; it follows as a small
-`unavailable` line that the loader folds into its record. A corrupt file is set aside (its good
-records salvaged into a fresh one), never fatal.
+`unavailable` line that the loader folds into its record. Until then the record's outage is ongoing
+(`ReconnectHistory.ongoing`, this run only). A corrupt file is set aside (its good records salvaged
+into a fresh one), never fatal.
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ class ReconnectRecord:
     delay_s: float | None = None
     session_s: float = 0.0
     unavailable_s: float | None = None
+    """How long the outage this ending belongs to lasted, from `unavailable_since` until AVA was connected."""
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    unavailable_since: float | None = None
+    """Wall time that outage began: the first ending since AVA was last connected, or AVA's start if it
+    had not connected since. None in files written before this was kept: the outage is then taken to
+    begin at `at`."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReconnectRecord:
@@ -57,6 +63,7 @@ class ReconnectRecord:
                 session_s=float(data.get("session_s") or 0.0),
                 unavailable_s=None if data.get("unavailable_s") is None else float(data["unavailable_s"]),
                 id=str(data["id"]),
+                unavailable_since=None if data.get("unavailable_since") is None else float(data["unavailable_since"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a reconnect record: {exc}") from exc
@@ -75,6 +82,8 @@ class ReconnectHistory:
         self._lines_on_disk = 0
         self._listeners: list[HistoryListener] = []
         self.warning: str | None = None
+        self.ongoing: str | None = None
+        """The id of the record whose outage still lasts (AVA has not connected since), in this run only."""
         if path is not None:
             self._load(path)
 
@@ -91,10 +100,12 @@ class ReconnectHistory:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def append(self, record: ReconnectRecord) -> None:
-        """Add a record and persist it at once."""
+    def append(self, record: ReconnectRecord, *, ongoing: bool = False) -> None:
+        """Add a record and persist it at once; `ongoing`: AVA is unavailable from it on, until
+        `set_unavailable` or `outage_over` says otherwise."""
         record = replace(record, message=redact(record.message), close_reason=redact(record.close_reason))
         self._records.append(record)
+        self.ongoing = record.id if ongoing else None
         self._write_line({"kind": "record", **asdict(record)})
         self._trim()
         self._changed()
@@ -104,13 +115,22 @@ class ReconnectHistory:
         for index, record in enumerate(self._records):
             if record.id == record_id:
                 self._records[index] = replace(record, unavailable_s=seconds)
+                if self.ongoing == record_id:
+                    self.ongoing = None
                 self._write_line({"kind": "unavailable", "id": record_id, "unavailable_s": seconds})
                 self._changed()
                 return
 
+    def outage_over(self, record_id: str) -> None:
+        """AVA stopped while unavailable after `record_id`: its outage no longer lasts (its length stays unknown)."""
+        if self.ongoing == record_id:
+            self.ongoing = None
+            self._changed()
+
     def clear(self) -> None:
         """Forget every record (the user confirmed it)."""
         self._records.clear()
+        self.ongoing = None
         if self.path is not None:
             self._rewrite([])
         self._changed()
@@ -234,15 +254,38 @@ def start_of_today(now: float) -> float:
     return time.mktime((local.tm_year, local.tm_mon, local.tm_mday, 0, 0, 0, 0, 0, -1))
 
 
-def availability(records: Iterable[ReconnectRecord], now: float, window: float = DAY) -> float:
+@dataclass(frozen=True)
+class Outage:
+    """A span of wall time AVA was unavailable, after the ending `record_id`; `ongoing` if it lasts until now."""
+
+    begin: float
+    end: float
+    record_id: str
+    ongoing: bool = False
+
+
+def outages(records: Iterable[ReconnectRecord], now: float, *, ongoing: str | None = None) -> list[Outage]:
+    """When AVA was unavailable, oldest first: each completed outage, and the `ongoing` record's until `now`.
+
+    An outage begins at the record's `unavailable_since` (the time since AVA's start counts when it
+    never connected); records written before that was kept begin at `at`.
+    """
+    spans = []
+    for record in records:
+        begin = record.at if record.unavailable_since is None else record.unavailable_since
+        if record.unavailable_s is not None:
+            spans.append(Outage(begin, begin + record.unavailable_s, record.id))
+        elif record.id == ongoing:
+            spans.append(Outage(begin, max(begin, now), record.id, ongoing=True))
+    return sorted(spans, key=lambda outage: outage.begin)
+
+
+def availability(records: Iterable[ReconnectRecord], now: float, window: float = DAY, *,
+                 ongoing: str | None = None) -> float:
     """The share of the last `window` seconds that AVA was not unavailable, from 0.0 to 1.0."""
     start = now - window
-    down = 0.0
-    for record in records:
-        if record.unavailable_s is None:
-            continue
-        begin, end = record.at, record.at + record.unavailable_s
-        down += max(0.0, min(end, now) - max(begin, start))
+    down = sum(max(0.0, min(outage.end, now) - max(outage.begin, start))
+               for outage in outages(records, now, ongoing=ongoing))
     return max(0.0, 1.0 - down / window)
 
 

@@ -1,8 +1,9 @@
-"""The reconnect policy as a state machine: it keeps AVA talking across expiries, drops and restarts.
+"""The reconnect policy carried out: it keeps AVA talking across expiries, drops and restarts.
 
-Qt-free. A `SessionRunner` runs one Realtime session to its end and returns how it ended; the
-supervisor decides what comes next (reconnect after a delay, wait for the user, stop) and publishes
-every state change with the deadline a UI needs to render a countdown.
+Qt-free. A `SessionRunner` runs one Realtime session to its end and returns how it ended. What comes
+next (reconnect after a delay, wait for the user, stop) is decided by `ava_tray.policy.next_step`;
+the supervisor only turns what happens into its events and carries out the effects it returns:
+publishing states, running and cancelling sessions, sleeping, probing, writing the history.
 """
 
 from __future__ import annotations
@@ -10,107 +11,75 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
+from typing import Any, assert_never
 
 from ava_tray.clock import Clock, SystemClock
 from ava_tray.history import ReconnectHistory, ReconnectRecord
+from ava_tray.policy import (
+    CancelCountdown,
+    CancelSession,
+    CompleteLastRecord,
+    DeadlineReached,
+    Effect,
+    Event,
+    Finish,
+    NetworkChanged,
+    PolicyState,
+    Publish,
+    ReconnectDelays,
+    RecordEnding,
+    RestartRequested,
+    RolledOver,
+    RunCancelled,
+    RunSession,
+    ServerAnswers,
+    SessionCancelled,
+    SessionEnded,
+    SessionReady,
+    SleepUntil,
+    SpeakingChanged,
+    Started,
+    StartProbing,
+    StopRequested,
+    UnexpectedEvent,
+    WokeFromSleep,
+    backoff_delay,
+    next_step,
+)
 from ava_tray.realtime.ending import Cause, SessionEnding, classify_ending
+from ava_tray.states import Connected, Connecting, Error, Reconnecting, Stopped, SupervisorState, WaitingForNetwork
+
+__all__ = [
+    "PROBE_INTERVAL",
+    "WAKE_CHECK_INTERVAL",
+    "WAKE_JUMP",
+    "Connected",
+    "Connecting",
+    "Error",
+    "ReachabilityProbe",
+    "ReconnectDelays",
+    "Reconnecting",
+    "SessionContext",
+    "SessionRunner",
+    "StateListener",
+    "Stopped",
+    "Supervisor",
+    "SupervisorState",
+    "WaitingForNetwork",
+    "reconnect_delay_for",
+]
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Connecting:
-    """A session is being opened (handshake, `session.created`, `session.update`)."""
-
-    attempt: int
-    since: float
-
-
-@dataclass(frozen=True)
-class Connected:
-    """A session is configured and audio flows; `speaking` while AVA's reply plays."""
-
-    attempt: int
-    since: float
-    expires_at: float | None = None
-    speaking: bool = False
-    rollovers: int = 0
-    """Fresh sessions taken over seamlessly within this connection (make before break)."""
-
-
-@dataclass(frozen=True)
-class Reconnecting:
-    """Waiting until `deadline` (monotonic) before attempt number `attempt`."""
-
-    ending: SessionEnding
-    attempt: int
-    deadline: float
-    delay: float
-
-    @property
-    def cause(self) -> Cause:
-        return self.ending.cause
-
-
-@dataclass(frozen=True)
-class WaitingForNetwork:
-    """The network is down: the countdown is paused and AVA connects as soon as it returns."""
-
-    ending: SessionEnding
-    attempt: int
-
-    @property
-    def cause(self) -> Cause:
-        return self.ending.cause
-
-
-@dataclass(frozen=True)
-class Error:
-    """A fatal cause: no automatic retry until the user asks for one."""
-
-    ending: SessionEnding
-    attempt: int
-
-    @property
-    def reason(self) -> str:
-        return self.ending.message
-
-
-@dataclass(frozen=True)
-class Stopped:
-    """Nothing runs and nothing will (the user quit)."""
-
-
-SupervisorState = Connecting | Connected | Reconnecting | WaitingForNetwork | Error | Stopped
 StateListener = Callable[[SupervisorState], None]
 ReachabilityProbe = Callable[[], Awaitable[bool]]
 
 PROBE_INTERVAL = 1.0
 WAKE_CHECK_INTERVAL = 2.0
 WAKE_JUMP = 10.0
-
-
-@dataclass(frozen=True)
-class ReconnectDelays:
-    """Seconds before reconnecting, by cause; the seed's 3/5/10 s are the base."""
-
-    session_expired: float = 3.0
-    connection_lost: float = 5.0
-    other: float = 10.0
-    max_backoff: float = 300.0
-    stable_after: float = 60.0
-    jitter: float = 0.25
-
-    def base_for(self, cause: Cause) -> float:
-        if cause is Cause.SESSION_EXPIRED:
-            return self.session_expired
-        if cause is Cause.CONNECTION_LOST:
-            return self.connection_lost
-        if cause is Cause.USER_RESTART:
-            return 0.0
-        return self.other
 
 
 def reconnect_delay_for(cause: Cause, failures_in_row: int, delays: ReconnectDelays,
@@ -121,11 +90,8 @@ def reconnect_delay_for(cause: Cause, failures_in_row: int, delays: ReconnectDel
     jitter so that a dead network or server is not hammered, capped at `max_backoff`.
     """
     base = delays.base_for(cause)
-    if failures_in_row <= 1 or base == 0:
-        return base
-    backoff = min(delays.max_backoff, base * 2 ** (failures_in_row - 1))
-    spread: float = (rng or random.Random()).uniform(1 - delays.jitter, 1 + delays.jitter)
-    return float(min(delays.max_backoff, backoff * spread))
+    draw = (rng or random.Random()).random() if failures_in_row > 1 and base else 0.5
+    return backoff_delay(base, failures_in_row, delays, draw)
 
 
 @dataclass
@@ -166,33 +132,45 @@ class Supervisor:
         reachability: ReachabilityProbe | None = None,
     ) -> None:
         self._runner = runner
-        self.delays = delays or ReconnectDelays()
         self._clock = clock or SystemClock()
         self._history = history
         self._rng = rng or random.Random()
-        self._state: SupervisorState = Connecting(attempt=1, since=self._clock.monotonic())
-        self._listeners: list[StateListener] = []
-        self._wake = asyncio.Event()
-        self._restart_requested = False
-        self._stop_requested = False
-        self._attempt = 0
-        self._failures_in_row = 0
-        self._unavailable_since: float | None = None
-        self._pending_record: ReconnectRecord | None = None
-        self._transcript_listeners: list[Callable[[str, str], None]] = []
         self._reachability = reachability
-        self._online = True
+        self._policy = PolicyState(public=Connecting(attempt=1, since=self._clock.monotonic()),
+                                   delays=delays or ReconnectDelays())
+        self._listeners: list[StateListener] = []
+        self._transcript_listeners: list[Callable[[str, str], None]] = []
+        self._events: deque[Event] = deque()
+        self._stepping = False
+        self._session: asyncio.Future[SessionEnding] | None = None
+        self._countdown: set[asyncio.Task[None]] = set()
+        self._finished = asyncio.Event()
+        self._last_record: str | None = None
+        self._shown: SupervisorState = self._policy.public
 
     # -- observation ---------------------------------------------------------------------------
 
     @property
     def state(self) -> SupervisorState:
-        return self._state
+        return self._policy.public
 
     @property
     def attempt(self) -> int:
         """How many sessions have been started (the console's "attempt #N")."""
-        return self._attempt
+        return self._policy.attempt
+
+    @property
+    def delays(self) -> ReconnectDelays:
+        return self._policy.delays
+
+    @delays.setter
+    def delays(self, delays: ReconnectDelays) -> None:
+        """New delays apply from the next ending on."""
+        self._policy = replace(self._policy, delays=delays)
+
+    @property
+    def online(self) -> bool:
+        return self._policy.online
 
     def subscribe(self, listener: StateListener) -> Callable[[], None]:
         """Call `listener` on every state change; returns a function that unsubscribes."""
@@ -203,17 +181,6 @@ class Supervisor:
         """Call `listener(role, text)` for every finished user or assistant transcript."""
         self._transcript_listeners.append(listener)
 
-    def _set(self, state: SupervisorState) -> None:
-        if state == self._state:
-            return
-        logger.info("state %s -> %s", type(self._state).__name__, _describe(state))
-        self._state = state
-        for listener in list(self._listeners):
-            try:
-                listener(state)
-            except Exception:
-                logger.exception("a state listener failed")
-
     # -- commands ------------------------------------------------------------------------------
 
     def use_runner(self, runner: SessionRunner) -> None:
@@ -222,31 +189,17 @@ class Supervisor:
 
     def restart_now(self) -> None:
         """Skip the countdown (or leave Error) and open a fresh session now."""
-        if isinstance(self._state, Stopped):
-            return
-        self._restart_requested = True
-        self._wake.set()
+        self._feed(RestartRequested(self._clock.monotonic()))
 
     def stop(self) -> None:
         """End everything; no reconnect follows."""
-        self._stop_requested = True
-        self._wake.set()
+        self._feed(StopRequested())
 
     def network_changed(self, online: bool) -> None:
         """The OS says the network went down or came back; back up means connect at once."""
-        if online == self._online:
-            return
-        logger.info("network %s", "back" if online else "down")
-        self._online = online
-        if isinstance(self._state, (Connecting, Connected)):
-            return  # a live session is left alone: if the network is really gone, it ends by itself
-        if online and isinstance(self._state, (WaitingForNetwork, Reconnecting)):
-            self._restart_requested = True
-        self._wake.set()
-
-    @property
-    def online(self) -> bool:
-        return self._online
+        if online != self.online:
+            logger.info("network %s", "back" if online else "down")
+        self._feed(NetworkChanged(online, self._clock.monotonic()))
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -254,45 +207,82 @@ class Supervisor:
         """Run sessions until `stop()`; every exit goes through the same cleanup."""
         wake_watch = asyncio.ensure_future(self._watch_for_wake())
         try:
-            while not self._stop_requested:
-                ending, lasted = await self._run_one_session()
-                await self._after(ending, lasted)
+            self._feed(Started(self._clock.monotonic(), self._clock.wall()))
+            await self._finished.wait()
         finally:
-            wake_watch.cancel()
-            await asyncio.wait({wake_watch})
-            self._flush_pending(unavailable=None)
-            self._set(Stopped())
+            if not isinstance(self.state, Stopped):
+                self._feed(RunCancelled())
+            leftovers: set[asyncio.Future[Any]] = {wake_watch, *self._countdown}
+            if self._session is not None:
+                leftovers.add(self._session)
+            for task in leftovers:
+                task.cancel()
+            await asyncio.wait(leftovers)
 
-    async def _watch_for_wake(self) -> None:
-        """After the machine sleeps the wall clock jumps against the monotonic one: reconnect at once."""
-        offset = self._clock.wall() - self._clock.monotonic()
-        while True:
-            await self._clock.sleep_until(self._clock.monotonic() + WAKE_CHECK_INTERVAL)
-            now_offset = self._clock.wall() - self._clock.monotonic()
-            if abs(now_offset - offset) > WAKE_JUMP:
-                logger.info("the machine woke from sleep (clock jumped %.0f s): reconnecting now",
-                            now_offset - offset)
-                if isinstance(self._state, (Connected, Reconnecting)):
-                    self.restart_now()
-            offset = now_offset
+    def _feed(self, event: Event) -> None:
+        """Step the policy with `event` and carry out its effects; events that arrive meanwhile wait their turn."""
+        self._events.append(event)
+        if self._stepping:
+            return
+        self._stepping = True
+        try:
+            while self._events:
+                event = self._events.popleft()
+                try:
+                    self._policy, effects = next_step(self._policy, event)
+                except UnexpectedEvent as exc:
+                    logger.warning("ignored: %s", exc)
+                    continue
+                for effect in effects:
+                    self._carry_out(effect)
+        finally:
+            self._stepping = False
 
-    async def _run_one_session(self) -> tuple[SessionEnding, float]:
-        self._attempt += 1
-        self._restart_requested = False
-        self._wake.clear()
-        attempt = self._attempt
-        self._set(Connecting(attempt=attempt, since=self._clock.monotonic()))
-        connected_at: list[float] = []
+    def _carry_out(self, effect: Effect) -> None:
+        match effect:
+            case Publish(state=state):
+                self._publish(state)
+            case RunSession(attempt=attempt):
+                self._start_session(attempt)
+            case CancelSession():
+                if self._session is not None:
+                    self._session.cancel()
+            case SleepUntil(deadline=deadline):
+                self._start_countdown(self._sleep_until(deadline))
+            case StartProbing():
+                if self._reachability is not None:
+                    self._start_countdown(self._probe_until_reachable(self._reachability))
+            case CancelCountdown():
+                for task in self._countdown:
+                    task.cancel()
+            case RecordEnding():
+                self._record(effect)
+            case CompleteLastRecord(unavailable_s=seconds):
+                self._complete_last_record(seconds)
+            case Finish():
+                self._finished.set()
+            case _:
+                assert_never(effect)
+
+    def _publish(self, state: SupervisorState) -> None:
+        logger.info("state %s -> %s", type(self._shown).__name__, _describe(state))
+        self._shown = state
+        for listener in list(self._listeners):
+            try:
+                listener(state)
+            except Exception:
+                logger.exception("a state listener failed")
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def _start_session(self, attempt: int) -> None:
+        clock = self._clock
 
         def on_ready(expires_at: float | None) -> None:
-            now = self._clock.monotonic()
-            connected_at.append(now)
-            self._on_connected(now)
-            self._set(Connected(attempt=attempt, since=now, expires_at=expires_at))
+            self._feed(SessionReady(attempt, clock.monotonic(), expires_at))
 
         def on_speaking(active: bool) -> None:
-            if isinstance(self._state, Connected) and self._state.attempt == attempt:
-                self._set(replace(self._state, speaking=active))
+            self._feed(SpeakingChanged(attempt, active))
 
         def on_transcript(role: str, text: str) -> None:
             for listener in list(self._transcript_listeners):
@@ -302,139 +292,114 @@ class Supervisor:
                     logger.exception("a transcript listener failed")
 
         def on_rollover(expires_at: float | None) -> None:
-            now = self._clock.monotonic()
-            self._record(SessionEnding(Cause.ROLLOVER, "Rolled over to a fresh session before the limit"),
-                         now - (connected_at[-1] if connected_at else now), delay=0.0)
-            self._flush_pending(unavailable=0.0)
-            connected_at.append(now)
-            self._set(Connected(attempt=attempt, since=now, expires_at=expires_at, rollovers=len(connected_at) - 1))
+            self._feed(RolledOver(attempt, clock.monotonic(), clock.wall(), expires_at))
 
         context = SessionContext(attempt, on_ready, on_speaking, on_transcript, on_rollover)
-        session = asyncio.ensure_future(self._runner(context))
-        waker = asyncio.ensure_future(self._wake.wait())
+        session: asyncio.Future[SessionEnding]
         try:
-            await asyncio.wait({session, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waker.cancel()
-            if not session.done():
-                session.cancel()
-            await asyncio.wait({session})
+            session = asyncio.ensure_future(self._runner(context))
+        except Exception as exc:  # the runner failed before it could start: an ending like any other
+            session = asyncio.get_running_loop().create_future()
+            session.set_exception(exc)
+        self._session = session
+        session.add_done_callback(self._session_done)
 
-        lasted = self._clock.monotonic() - connected_at[-1] if connected_at else 0.0
-        if self._stop_requested:
-            return SessionEnding(Cause.STOPPED, "AVA was stopped"), lasted
+    def _session_done(self, session: asyncio.Future[SessionEnding]) -> None:
+        """Report how the session ended: cancelled (a choice) or as it says (classified if it raised)."""
+        if session is not self._session:
+            return
+        self._session = None
+        now, wall = self._clock.monotonic(), self._clock.wall()
         if session.cancelled():
-            return SessionEnding(Cause.USER_RESTART, "Restarted by the user"), lasted
+            self._feed(SessionCancelled(now, wall))
+            return
         error = session.exception()
         if error is not None:
             logger.warning("session ended with %s: %s", type(error).__name__, error)
-            return classify_ending(exception=error), lasted
-        return session.result(), lasted
-
-    def _on_connected(self, now: float) -> None:
-        unavailable = now - self._unavailable_since if self._unavailable_since is not None else None
-        self._flush_pending(unavailable)
-        self._unavailable_since = None
-
-    async def _after(self, ending: SessionEnding, lasted: float) -> None:
-        """Record the ending and wait as the policy says before the next attempt."""
-        now = self._clock.monotonic()
-        if self._unavailable_since is None:
-            self._unavailable_since = now
-        if ending.cause is Cause.SESSION_EXPIRED or lasted >= self.delays.stable_after:
-            self._failures_in_row = 0
-        if ending.cause not in (Cause.SESSION_EXPIRED, Cause.USER_RESTART, Cause.STOPPED):
-            self._failures_in_row += 1
-        if ending.cause is Cause.STOPPED:
-            self._record(ending, lasted, delay=0.0)
-            return
-        if ending.cause is Cause.FATAL:
+            ending = classify_ending(exception=error)
+        else:
+            ending = session.result()
+        if ending.is_fatal:
             logger.error("fatal: %s", ending.message)
-            self._record(ending, lasted, delay=None)
-            self._set(Error(ending=ending, attempt=self._attempt))
-            await self._wait(deadline=None)
-            return
-        delay = reconnect_delay_for(ending.cause, self._failures_in_row, self.delays, self._rng)
-        if self._restart_requested and ending.cause is not Cause.USER_RESTART:
-            delay = 0.0
-        self._record(ending, lasted, delay)
-        if delay <= 0:
-            return
-        deadline = now + delay
-        probe = ending.unreachable and self._reachability is not None
-        while not (self._stop_requested or self._restart_requested):
-            if not self._online:
-                self._set(WaitingForNetwork(ending=ending, attempt=self._attempt + 1))
-                await self._wait(deadline=None)
-                continue
-            if self._clock.monotonic() >= deadline:
-                return
-            self._set(Reconnecting(ending=ending, attempt=self._attempt + 1, deadline=deadline, delay=delay))
-            await self._wait(deadline, probe=probe)
+        self._feed(SessionEnded(ending, now, wall, self._rng.random()))
 
-    async def _wait(self, deadline: float | None, *, probe: bool = False) -> None:
-        """Sleep until the deadline, a wake-up (`restart_now()`, `stop()`, the network) or, with `probe`,
-        until the unreachable server answers again (then connect at once)."""
-        if self._stop_requested or self._restart_requested:
-            return
-        self._wake.clear()
-        waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(self._wake.wait())}
-        if deadline is not None:
-            waiters.add(asyncio.ensure_future(self._clock.sleep_until(deadline)))
-        if probe:
-            waiters.add(asyncio.ensure_future(self._probe_until_reachable()))
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+    # -- the countdown -------------------------------------------------------------------------
 
-    async def _probe_until_reachable(self) -> None:
+    def _start_countdown(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._countdown.add(task)
+        task.add_done_callback(self._countdown.discard)
+
+    async def _sleep_until(self, deadline: float) -> None:
+        await self._clock.sleep_until(deadline)
+        self._feed(DeadlineReached(self._clock.monotonic()))
+
+    async def _probe_until_reachable(self, reachability: ReachabilityProbe) -> None:
         """Cheap reachability checks (no session) once a second; on success, connect at once."""
-        assert self._reachability is not None
         while True:
             await self._clock.sleep_until(self._clock.monotonic() + PROBE_INTERVAL)
             try:
-                reachable = await self._reachability()
+                reachable = await reachability()
             except Exception as exc:
                 logger.debug("reachability probe failed: %s", exc)
                 reachable = False
             if reachable:
                 logger.info("the server answers again: connecting now")
-                self._restart_requested = True
+                self._feed(ServerAnswers(self._clock.monotonic()))
                 return
+
+    async def _watch_for_wake(self) -> None:
+        """After the machine sleeps the wall clock jumps against the monotonic one: reconnect at once."""
+        offset = self._clock.wall() - self._clock.monotonic()
+        while True:
+            await self._clock.sleep_until(self._clock.monotonic() + WAKE_CHECK_INTERVAL)
+            now_offset = self._clock.wall() - self._clock.monotonic()
+            if abs(now_offset - offset) > WAKE_JUMP:
+                logger.info("the machine woke from sleep (clock jumped %.0f s)", now_offset - offset)
+                self._feed(WokeFromSleep(self._clock.monotonic()))
+            offset = now_offset
 
     # -- history -------------------------------------------------------------------------------
 
-    def _record(self, ending: SessionEnding, lasted: float, delay: float | None) -> None:
-        self._flush_pending(unavailable=None)
-        self._pending_record = ReconnectRecord(
-            at=self._clock.wall(),
+    def _record(self, effect: RecordEnding) -> None:
+        ending = effect.ending
+        record = ReconnectRecord(
+            at=effect.at,
             cause=ending.cause.value,
             message=ending.message,
             close_code=ending.close_code,
             close_reason=ending.close_reason,
             error_code=ending.error_code,
-            attempt=self._attempt,
-            delay_s=delay,
-            session_s=round(lasted, 3),
+            attempt=effect.attempt,
+            delay_s=effect.delay_s,
+            session_s=round(effect.session_s, 3),
+            unavailable_s=effect.unavailable_s,
+            unavailable_since=effect.unavailable_since,
         )
+        self._last_record = record.id if effect.ongoing else None
         if self._history is not None:
-            self._history.append(self._pending_record)
+            self._history.append(record, ongoing=effect.ongoing)
 
-    def _flush_pending(self, unavailable: float | None) -> None:
-        """Complete the last record with how long AVA was unavailable once that is known."""
-        record, self._pending_record = self._pending_record, None
-        if record is not None and unavailable is not None and self._history is not None:
-            self._history.set_unavailable(record.id, round(unavailable, 3))
+    def _complete_last_record(self, unavailable_s: float | None) -> None:
+        """Complete the last record with how long AVA was unavailable, now that it is known."""
+        record_id, self._last_record = self._last_record, None
+        if record_id is None or self._history is None:
+            return
+        if unavailable_s is None:
+            self._history.outage_over(record_id)
+        else:
+            self._history.set_unavailable(record_id, round(unavailable_s, 3))
 
 
 def _describe(state: SupervisorState) -> str:
-    if isinstance(state, Reconnecting):
-        return f"Reconnecting({state.cause.value}, attempt {state.attempt}, in {state.delay:.1f}s)"
-    if isinstance(state, WaitingForNetwork):
-        return f"WaitingForNetwork({state.cause.value})"
-    if isinstance(state, Error):
-        return f"Error({state.ending.cause.value}: {state.reason})"
-    return type(state).__name__
+    match state:
+        case Reconnecting():
+            return f"Reconnecting({state.cause.value}, attempt {state.attempt}, in {state.delay:.1f}s)"
+        case WaitingForNetwork():
+            return f"WaitingForNetwork({state.cause.value})"
+        case Error():
+            return f"Error({state.ending.cause.value}: {state.reason})"
+        case Connecting() | Connected() | Stopped():
+            return type(state).__name__
+        case _:
+            assert_never(state)

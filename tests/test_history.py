@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ava_tray.history import ReconnectHistory, ReconnectRecord, availability, reconnects_since
+import pytest
+
+from ava_tray.history import DAY, Outage, ReconnectHistory, ReconnectRecord, availability, outages, reconnects_since
 
 
 def record(at: float, cause: str = "session_expired", **extra: object) -> ReconnectRecord:
@@ -93,3 +95,35 @@ def test_summaries() -> None:
     ]
     assert reconnects_since(records, now - 2000) == 1
     assert availability(records, now) == 0.99
+
+
+def test_an_ongoing_outage_counts_from_when_it_began_until_now() -> None:
+    now = 100_000.0
+    older = record(now - 5000, "connection_lost", unavailable_s=100.0)  # written before unavailable_since was kept
+    first = record(now - 900, "other", unavailable_since=now - 1000)  # AVA started at now - 1000, never connected
+    second = record(now - 600, "other", unavailable_since=now - 1000)
+    records = [older, first, second]
+    assert outages(records, now, ongoing=second.id) == [
+        Outage(now - 5000, now - 4900, older.id), Outage(now - 1000, now, second.id, ongoing=True)]
+    assert availability(records, now, ongoing=second.id) == pytest.approx(1 - 1100 / DAY)
+    assert availability(records, now) == pytest.approx(1 - 100 / DAY), "not ongoing: an earlier run's last record"
+    done = record(now - 600, "other", unavailable_since=now - 1000, unavailable_s=700.0)
+    assert outages([first, done], now) == [Outage(now - 1000, now - 300, done.id)]
+
+
+def test_the_outage_stops_being_ongoing_once_completed_or_ava_stops(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    history = ReconnectHistory(path)
+    first, second = record(10.0, "other", unavailable_since=5.0), record(20.0, "other", unavailable_since=5.0)
+    history.append(first, ongoing=True)
+    history.append(second, ongoing=True)
+    assert history.ongoing == second.id
+    history.set_unavailable(second.id, 30.0)
+    assert history.ongoing is None
+    third = record(50.0, "connection_lost", unavailable_since=50.0)
+    history.append(third, ongoing=True)
+    history.outage_over(third.id)
+    assert history.ongoing is None
+    again = ReconnectHistory(path)
+    assert [(r.unavailable_since, r.unavailable_s) for r in again.records] == [(5.0, None), (5.0, 30.0), (50.0, None)]
+    assert again.ongoing is None, "an outage never carries over from an earlier run"

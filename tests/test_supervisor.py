@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ava_tray.clock import ManualClock
-from ava_tray.history import ReconnectHistory
+from ava_tray.history import DAY, Outage, ReconnectHistory, availability, outages
 from ava_tray.realtime.ending import Cause, SessionEnding
 from ava_tray.supervisor import (
     Connected,
@@ -387,3 +387,34 @@ async def test_a_failing_transcript_listener_does_not_end_the_session(
     contexts[0].transcript("user", "hello")  # must not raise into the session
     assert isinstance(h.state, Connected)
     await h.close()
+
+
+async def test_time_never_connected_since_start_counts_as_unavailable(
+        harness: Callable[..., Awaitable[Harness]]) -> None:
+    h = await harness()
+    h.sessions.connect = False  # no microphone: every attempt fails before it is configured
+    started = h.clock.wall()
+    await until(lambda: h.sessions.started == 1)
+    h.clock.advance(4)
+    h.sessions.end(OTHER)
+    h.clock.advance((await h.reconnecting()).delay)
+    await until(lambda: h.sessions.started == 2)
+    h.clock.advance(4)
+    h.sessions.end(OTHER)
+    countdown = await h.reconnecting()
+    h.clock.advance(1)
+    now = h.clock.wall()
+    assert outages(h.history.records, now, ongoing=h.history.ongoing) == [
+        Outage(started, now, h.history.records[-1].id, ongoing=True)]
+    assert availability(h.history.records, now, ongoing=h.history.ongoing) == pytest.approx(1 - (now - started) / DAY)
+
+    h.sessions.connect = True
+    h.clock.advance(countdown.deadline - h.clock.monotonic())
+    await h.connected(3)
+    back = h.clock.wall()
+    last = h.history.records[-1]
+    assert last.unavailable_s == pytest.approx(back - started, abs=1e-3), "the outage began when AVA started"
+    assert h.history.ongoing is None
+    assert outages(h.history.records, back) == [Outage(started, pytest.approx(back), last.id)]
+    await h.close()
+    assert ReconnectHistory(h.history.path).records[-2].unavailable_since == started, "kept in the file"

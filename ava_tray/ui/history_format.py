@@ -16,6 +16,8 @@ from ava_tray.status import cause_text, format_outage
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("Time", "Cause", "Close reason", "Delay", "Unavailable for", "Session length")
+ONGOING = "ongoing"
+"""The "Unavailable for" of the ending AVA has not reconnected since."""
 
 
 def _seconds(value: float | None) -> str:
@@ -44,24 +46,24 @@ def _close(record: ReconnectRecord) -> str:
     return " ".join(parts) if parts else "—"
 
 
-def row(record: ReconnectRecord) -> list[str]:
-    """One record as the table shows it."""
+def row(record: ReconnectRecord, *, ongoing: bool = False) -> list[str]:
+    """One record as the table shows it; `ongoing`: AVA has been unavailable ever since."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.at))
     delay = "waits for you" if record.delay_s is None and record.cause == Cause.FATAL.value else _seconds(
         record.delay_s)
-    return [stamp, _cause(record), _close(record), delay, _seconds(record.unavailable_s),
-            _seconds(record.session_s)]
+    unavailable = ONGOING if ongoing and record.unavailable_s is None else _seconds(record.unavailable_s)
+    return [stamp, _cause(record), _close(record), delay, unavailable, _seconds(record.session_s)]
 
 
-def rows(records: Iterable[ReconnectRecord]) -> list[list[str]]:
-    """Newest first."""
-    return [row(r) for r in sorted(records, key=lambda r: r.at, reverse=True)]
+def rows(records: Iterable[ReconnectRecord], *, ongoing: str | None = None) -> list[list[str]]:
+    """Newest first; `ongoing` is the id of the record whose outage still lasts."""
+    return [row(r, ongoing=r.id == ongoing) for r in sorted(records, key=lambda r: r.at, reverse=True)]
 
 
-def to_tsv(records: Iterable[ReconnectRecord]) -> str:
+def to_tsv(records: Iterable[ReconnectRecord], *, ongoing: str | None = None) -> str:
     """Tab-separated, with a header line: pastes into a spreadsheet."""
     lines = ["\t".join(COLUMNS)]
-    lines += ["\t".join(cell.replace("\t", " ") for cell in r) for r in rows(records)]
+    lines += ["\t".join(cell.replace("\t", " ") for cell in r) for r in rows(records, ongoing=ongoing)]
     return "\n".join(lines) + "\n"
 
 
@@ -85,10 +87,11 @@ def export_csv(records: Iterable[ReconnectRecord], path: Path) -> None:
     logger.info("exported the reconnect history to %s", path)
 
 
-def totals(records: list[ReconnectRecord], now: float) -> str:
-    """`Reconnects today: 3 · Availability (last 24 h): 99.7 %` for wall time `now`."""
+def totals(records: list[ReconnectRecord], now: float, *, ongoing: str | None = None) -> str:
+    """`Reconnects today: 3 · Availability (last 24 h): 99.7 %` for wall time `now`; `ongoing` is the id of
+    the record whose outage still lasts (it counts until `now`)."""
     today = reconnects_since(records, start_of_today(now))
-    share = availability(records, now) * 100
+    share = availability(records, now, ongoing=ongoing) * 100
     return f"Reconnects today: {today} · Availability (last 24 h): {format_share(share)} %"
 
 

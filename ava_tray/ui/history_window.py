@@ -93,12 +93,13 @@ class HistoryWindow(QWidget):
     def refresh(self) -> None:
         """Rebuild the table and the totals from the records."""
         records = self.history.records
-        table_rows = history_format.rows(records)
+        ongoing = self.history.ongoing
+        table_rows = history_format.rows(records, ongoing=ongoing)
         self.table.setRowCount(len(table_rows))
         for index, cells in enumerate(table_rows):
             for column, text in enumerate(cells):
                 self.table.setItem(index, column, QTableWidgetItem(text))
-        self.totals_label.setText(history_format.totals(records, self._clock.wall()))
+        self.totals_label.setText(history_format.totals(records, self._clock.wall(), ongoing=ongoing))
         self.empty_label.setVisible(not records)
         self.copy_button.setEnabled(bool(records))
         self.export_button.setEnabled(bool(records))
@@ -108,7 +109,7 @@ class HistoryWindow(QWidget):
 
     def copy_to_clipboard(self) -> None:
         """Put the table on the clipboard, tab-separated."""
-        QGuiApplication.clipboard().setText(history_format.to_tsv(self.history.records))
+        QGuiApplication.clipboard().setText(history_format.to_tsv(self.history.records, ongoing=self.history.ongoing))
 
     def _ask_export(self) -> None:
         name, _ = QFileDialog.getSaveFileName(self, "Export the reconnect history", "ava-reconnects.csv",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from pytestqt.qtbot import QtBot
 
 from ava_tray.clock import ManualClock
 from ava_tray.history import ReconnectHistory, ReconnectRecord
+from ava_tray.realtime.ending import Cause, SessionEnding
+from ava_tray.supervisor import ReconnectDelays, Reconnecting, SessionContext, Supervisor
 from ava_tray.ui import history_format
 from ava_tray.ui.history_window import HistoryWindow
 
@@ -85,3 +88,36 @@ def test_clear_asks_first(window: HistoryWindow, monkeypatch: pytest.MonkeyPatch
     assert window.table.rowCount() == 0 and window.history.records == []
     assert len(asked) == 2 and "cannot be undone" in str(asked[0])
     assert window.empty_label.isVisibleTo(window)
+
+
+async def test_time_never_connected_since_start_is_unavailable(qtbot: QtBot, tmp_path: Path) -> None:
+    """No microphone: two "unexpected error" endings and never connected. The window must not say 100 %."""
+    clock = ManualClock(start=1000.0, wall_offset=1_700_000_000.0)
+    history = ReconnectHistory(tmp_path / "history.jsonl")
+
+    async def no_microphone(context: SessionContext) -> SessionEnding:
+        await asyncio.sleep(0)
+        return SessionEnding(Cause.OTHER, "Unexpected error: the microphone 'default' was not found")
+
+    supervisor = Supervisor(no_microphone, clock=clock, history=history, delays=ReconnectDelays(other=600.0))
+    task = asyncio.ensure_future(supervisor.run())
+    for attempt in (2, 3):
+        async with asyncio.timeout(2):
+            while not (isinstance(supervisor.state, Reconnecting) and supervisor.state.attempt == attempt
+                       and clock.sleeping >= 2):  # the wake watch and the countdown
+                await asyncio.sleep(0)
+        state = supervisor.state
+        assert isinstance(state, Reconnecting)
+        if attempt == 2:
+            clock.advance(state.delay)
+    clock.advance(300)  # 10 + 5 minutes since the start, never connected: 99.0 % of a day
+
+    window = HistoryWindow(history, clock)
+    qtbot.addWidget(window)
+    window.show()
+    assert [r.cause for r in history.records] == ["other", "other"]
+    assert "Availability (last 24 h): 99.0 %" in window.totals_label.text()
+    newest = [window.table.item(0, c).text() for c in range(window.table.columnCount())]
+    assert newest[4] == "ongoing"
+    supervisor.stop()
+    await asyncio.wait_for(task, 2)

@@ -17,6 +17,7 @@ from ava_tray.supervisor import (
     Connected,
     Connecting,
     Error,
+    Paused,
     Reconnecting,
     Stopped,
     SupervisorState,
@@ -95,6 +96,12 @@ class SessionLog:
         elif isinstance(state, Error):
             self._was_speaking = False
             self.line(f"❌ {status.detail}")
+            if status.action:
+                self.line(f"Type “use” and Enter to {status.action[0].lower()}{status.action[1:]} and reconnect.")
+        elif isinstance(state, Paused):
+            self._was_speaking = False
+            self.line(f"⏸️ {status.detail}")
+            self.line("Type “go on” and Enter to go on anyway today.")
         elif isinstance(state, Stopped):
             self.line("👋 AVA stopped")
 

@@ -14,7 +14,16 @@ from types import MappingProxyType
 from typing import Final, Literal, assert_never
 
 from ava_tray.realtime.ending import Cause, SessionEnding
-from ava_tray.states import Connected, Connecting, Error, Reconnecting, Stopped, SupervisorState, WaitingForNetwork
+from ava_tray.states import (
+    Connected,
+    Connecting,
+    Error,
+    Paused,
+    Reconnecting,
+    Stopped,
+    SupervisorState,
+    WaitingForNetwork,
+)
 
 BaseDelay = Literal["session_expired", "connection_lost", "other"]
 """Which of `ReconnectDelays`' base delays a rule waits."""
@@ -73,6 +82,8 @@ class Choice(enum.Enum):
     """A fresh server session took over before the limit; the connection goes on."""
     STOP = Cause.STOPPED
     """AVA stops (Quit, Ctrl+C, new settings that need a new engine)."""
+    PAUSE = Cause.PAUSED
+    """AVA pauses until it is resumed (today's budget is spent)."""
 
     @property
     def ending(self) -> SessionEnding:
@@ -84,6 +95,7 @@ _CHOICE_MESSAGES: Final = {
     Choice.RESTART: "Restarted by the user",
     Choice.ROLLOVER: "Rolled over to a fresh session before the limit",
     Choice.STOP: "AVA was stopped",
+    Choice.PAUSE: "Paused by AVA",
 }
 
 
@@ -112,6 +124,7 @@ RULES: Final[Mapping[Cause | Choice, Rule]] = MappingProxyType({
     # What the user or AVA chose (a rollover ends no connection: it is recorded, with no time unavailable):
     Choice.RESTART:        Rule(None,              failure=False, resets_backoff=False, retried=True,  probe=False),
     Choice.STOP:           Rule(None,              failure=False, resets_backoff=False, retried=False, probe=False),
+    Choice.PAUSE:          Rule(None,              failure=False, resets_backoff=True,  retried=False, probe=False),
 })
 """The reconnect policy, one line per ending. A restart asked for while a session runs also makes the
 next attempt start at once, whatever ended that session."""
@@ -216,12 +229,29 @@ class ServerAnswers:
 
 
 @dataclass(frozen=True)
+class PauseRequested:
+    """`pause(reason)`: end the session (or the wait) and open none until `ResumeRequested`."""
+
+    reason: str
+    now: float
+    wall: float
+
+
+@dataclass(frozen=True)
+class ResumeRequested:
+    """`resume()`: the reason for the pause passed (a new day) or the user goes on anyway."""
+
+    now: float
+
+
+@dataclass(frozen=True)
 class RunCancelled:
     """`Supervisor.run()` itself was cancelled; its session and countdown are torn down already."""
 
 
 Event = (Started | SessionReady | SpeakingChanged | RolledOver | SessionEnded | SessionCancelled | RestartRequested
-         | StopRequested | NetworkChanged | WokeFromSleep | DeadlineReached | ServerAnswers | RunCancelled)
+         | StopRequested | NetworkChanged | WokeFromSleep | DeadlineReached | ServerAnswers | PauseRequested
+         | ResumeRequested | RunCancelled)
 
 
 # -- effects: what the supervisor should do ---------------------------------------------------
@@ -312,6 +342,8 @@ class PolicyState:
     restart_requested: bool = False
     """Asked for while a session runs: it is cancelled, and whatever ended it, the next one starts at once."""
     stop_requested: bool = False
+    pause_requested: Paused | None = None
+    """Asked for while a session runs: it is cancelled, and AVA pauses once it has ended."""
     connected_at: float | None = None
     """When the running session was last ready or rolled over (monotonic): how long it has lasted."""
     unavailable_since: float | None = None
@@ -343,6 +375,8 @@ def next_step(state: PolicyState, event: Event) -> Step:
             return state, ()  # from a session that is over
         case NetworkChanged(online=online) if online == state.online:
             return state, ()
+        case ResumeRequested() if not isinstance(state.public, Paused):
+            return replace(state, pause_requested=None), ()  # not paused (any more): nothing to resume
     public = state.public
     match public:
         case Connecting() if not state.started:
@@ -355,6 +389,8 @@ def next_step(state: PolicyState, event: Event) -> Step:
             return _waiting_for_network(state, event)
         case Error():
             return _waiting_for_user(state, event)
+        case Paused():
+            return _paused(state, public, event)
         case Stopped():
             # Nothing runs and nothing will; a second run() returns at once.
             return state, ((Finish(),) if isinstance(event, Started) else ())
@@ -366,9 +402,16 @@ def _before_start(state: PolicyState, event: Event) -> Step:
     match event:
         case Started(now=now, wall=wall):
             started = replace(state, started=True, unavailable_since=now, unavailable_since_wall=wall)
-            return _finish(started) if state.stop_requested else _next_session(started, now)
+            if state.stop_requested:
+                return _finish(started)
+            if state.pause_requested is not None:  # paused before the first session (still today's budget)
+                return _show(replace(started, pause_requested=None, unavailable_since=None,
+                                     unavailable_since_wall=None), state.pause_requested)
+            return _next_session(started, now)
         case StopRequested():
             return replace(state, stop_requested=True), ()
+        case PauseRequested(reason=reason):
+            return replace(state, pause_requested=Paused(reason)), ()
         case NetworkChanged(online=online):
             return replace(state, online=online), ()
         case RestartRequested() | WokeFromSleep() | SpeakingChanged():
@@ -399,7 +442,7 @@ def _in_session(state: PolicyState, public: Connecting | Connected, event: Event
         case SessionEnded(ending=ending, now=now, wall=wall, draw=draw):
             return _after_session(state, ending, now, wall, draw)
         case SessionCancelled(now=now, wall=wall):
-            return _after_session(state, Choice.RESTART, now, wall, 0.5)
+            return _after_session(state, Choice.PAUSE if state.pause_requested else Choice.RESTART, now, wall, 0.5)
         case RestartRequested():
             return _cancel_session(state, restart=True)
         case WokeFromSleep():
@@ -407,6 +450,10 @@ def _in_session(state: PolicyState, public: Connecting | Connected, event: Event
             return _cancel_session(state, restart=True) if isinstance(public, Connected) else (state, ())
         case StopRequested():
             return _cancel_session(state, stop=True)
+        case PauseRequested(reason=reason):
+            if state.pause_requested is not None:
+                return replace(state, pause_requested=Paused(reason)), ()
+            return replace(state, pause_requested=Paused(reason)), (CancelSession(),)
         case NetworkChanged(online=online):
             return replace(state, online=online), ()  # a live session is left alone: if the network is gone, it ends
         case DeadlineReached() | ServerAnswers():
@@ -440,6 +487,12 @@ def _after_session(state: PolicyState, ended: SessionEnding | Choice, now: float
     if ended is Choice.STOP:
         return _finish(after, RecordEnding(ending, at=wall, attempt=state.attempt, delay_s=0.0, session_s=lasted,
                                            unavailable_since=None))
+    if state.pause_requested is not None:  # a chosen pause is no outage: nothing awaits an unavailable time
+        record = RecordEnding(Choice.PAUSE.ending, at=wall, attempt=state.attempt, delay_s=None, session_s=lasted,
+                              unavailable_since=None)
+        paused = replace(after, pause_requested=None, restart_requested=False, unavailable_since=None,
+                         unavailable_since_wall=None, record_pending=False)
+        return _show(paused, state.pause_requested, record)
 
     if not rule.retried:
         record = RecordEnding(ending, at=wall, attempt=state.attempt, delay_s=None, session_s=lasted,
@@ -491,8 +544,35 @@ def _counting_down(state: PolicyState, public: Reconnecting, event: Event) -> St
         case StopRequested():
             stopped, effects = _finish(state)
             return stopped, (CancelCountdown(), *effects)
+        case PauseRequested(reason=reason):
+            paused, effects = _pause(state, reason)
+            return paused, (CancelCountdown(), *effects)
         case SpeakingChanged():
             return state, ()
+    raise UnexpectedEvent(state, event)
+
+
+def _pause(state: PolicyState, reason: str) -> Step:
+    """Pause from a wait (countdown, network, error): the outage so far keeps its record; no session opens."""
+    complete: tuple[Effect, ...] = ()
+    if state.record_pending and state.unavailable_since is not None:
+        complete = (CompleteLastRecord(None),)
+    return _show(replace(state, pause_requested=None, record_pending=False, unavailable_since=None,
+                         unavailable_since_wall=None), Paused(reason), *complete)
+
+
+def _paused(state: PolicyState, public: Paused, event: Event) -> Step:
+    match event:
+        case ResumeRequested(now=now) | RestartRequested(now=now):
+            return _next_session(state, now)
+        case PauseRequested(reason=reason):
+            return _show(state, Paused(reason))
+        case StopRequested():
+            return _finish(state)
+        case NetworkChanged(online=online):
+            return replace(state, online=online), ()
+        case Started() | WokeFromSleep() | DeadlineReached() | ServerAnswers() | SpeakingChanged():
+            return state, ()  # nothing runs while paused
     raise UnexpectedEvent(state, event)
 
 
@@ -509,6 +589,8 @@ def _waiting_for_network(state: PolicyState, event: Event) -> Step:
             return _next_session(state, now)
         case StopRequested():
             return _finish(state)
+        case PauseRequested(reason=reason):
+            return _pause(state, reason)
         case WokeFromSleep() | DeadlineReached() | ServerAnswers() | SpeakingChanged():
             return state, ()  # nothing to reconnect to until the network is back
     raise UnexpectedEvent(state, event)
@@ -523,6 +605,8 @@ def _waiting_for_user(state: PolicyState, event: Event) -> Step:
             return _next_session(replace(state, online=online), now)
         case StopRequested():
             return _finish(state)
+        case PauseRequested(reason=reason):
+            return _pause(state, reason)
         case WokeFromSleep() | DeadlineReached() | ServerAnswers() | SpeakingChanged():
             return state, ()  # a fatal cause waits for the user
     raise UnexpectedEvent(state, event)

@@ -70,8 +70,19 @@ class Error:
 
 
 @dataclass(frozen=True)
+class Paused:
+    """AVA chose not to talk for now (today's budget is spent): no session until it resumes.
+
+    It resumes by itself when the reason passes (the next day) or when the user goes on anyway.
+    """
+
+    reason: str
+    """The sentence to show: "today's budget of $2.00 is spent"."""
+
+
+@dataclass(frozen=True)
 class Stopped:
     """Nothing runs and nothing will (the user quit)."""
 
 
-SupervisorState = Connecting | Connected | Reconnecting | WaitingForNetwork | Error | Stopped
+SupervisorState = Connecting | Connected | Reconnecting | WaitingForNetwork | Error | Paused | Stopped

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import assert_never
 
 from ava_tray.realtime.ending import Cause
-from ava_tray.supervisor import (
+from ava_tray.states import (
     Connected,
     Connecting,
     Error,
+    Paused,
     Reconnecting,
     Stopped,
     SupervisorState,
@@ -61,8 +63,13 @@ class Snapshot:
     last_interruption: LastInterruption | None = None
     started_at: float = 0.0
     """Monotonic time the engine started (for the uptime)."""
+    spend_today: float = 0.0
+    """USD spent today (the spend ledger's estimate)."""
+    spend_month: float = 0.0
+    budget_usd: float = 0.0
+    """The daily budget in USD; 0: none."""
 
-ICON_NAMES = ("connecting", "connected", "speaking", "reconnecting", "offline", "error", "stopped", "muted")
+ICON_NAMES = ("connecting", "connected", "speaking", "reconnecting", "offline", "error", "paused", "stopped", "muted")
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,9 @@ class TrayStatus:
     can_mute: bool
     next_change_in: float | None
     """Seconds until the texts change by themselves (countdown, session age); None: they do not."""
+    action: str | None = None
+    """A one-step way out of this state, offered in the menu, the status window and the notification
+    ("Use gpt-realtime-2.1" after a refused model, "Go on anyway" in a budget pause); None: none."""
 
 
 def cause_text(cause: Cause) -> str:
@@ -91,6 +101,7 @@ def cause_text(cause: Cause) -> str:
         Cause.OTHER: "unexpected error",
         Cause.USER_RESTART: "restarted by you",
         Cause.STOPPED: "stopped",
+        Cause.PAUSED: "paused",
     }.get(cause, str(cause.value).replace("_", " "))
 
 
@@ -125,66 +136,100 @@ def _until_next_second(deadline: float, now: float) -> float | None:
     return step if step > 1e-6 else 1.0
 
 
+def spend_text(usd: float) -> str:
+    """`$0.42`, `$12.30`; under half a cent, `$0.00`."""
+    return f"${usd:.2f}"
+
+
 def describe(snapshot: Snapshot, now: float) -> TrayStatus:
     """Map the whole status at monotonic time `now` to what the tray shows."""
+    status = _describe_state(snapshot, now)
+    if snapshot.spend_today >= 0.005 or snapshot.budget_usd > 0:
+        spent = f"today {spend_text(snapshot.spend_today)}"
+        if snapshot.budget_usd > 0:
+            spent += f" of {spend_text(snapshot.budget_usd)}"
+        status = replace(status, tooltip=SEP.join([status.tooltip, spent]))
+    return status
+
+
+def _describe_state(snapshot: Snapshot, now: float) -> TrayStatus:
     state, muted = snapshot.state, snapshot.muted
-    if isinstance(state, NeedsKey):
-        return TrayStatus("stopped", f"{PREFIX}{SEP}Needs an API key", "Needs an API key",
-                          "No API key is set. Open Settings to add one, or try the demo.",
-                          can_restart=False, can_mute=False, next_change_in=None)
-    if isinstance(state, Stopped):
-        return TrayStatus("stopped", f"{PREFIX}{SEP}Stopped", "Stopped", "AVA is not running.",
-                          can_restart=False, can_mute=False, next_change_in=None)
     mute_note = ["microphone muted"] if muted else []
-    if isinstance(state, Connecting):
-        what = "Connecting…" if state.attempt <= 1 else f"Connecting… (attempt #{state.attempt})"
-        return TrayStatus("connecting", SEP.join([PREFIX, what, *mute_note]), what,
-                          "Opening a session with the Realtime API.",
-                          can_restart=True, can_mute=True, next_change_in=None)
-    if isinstance(state, Connected):
-        age = now - state.since
-        what = "Speaking" if state.speaking else "Connected"
-        parts = [PREFIX, what, *mute_note, f"session {format_age(age)}"]
-        icon = "muted" if muted else ("speaking" if state.speaking else "connected")
-        detail = "AVA is speaking." if state.speaking else (
-            "Your microphone is muted: AVA hears silence." if muted else "AVA is listening.")
-        to_next_minute = 60.0 - (max(0.0, age) % 60.0)
-        return TrayStatus(icon, SEP.join(parts), SEP.join(parts[1:]), detail,
-                          can_restart=True, can_mute=True, next_change_in=to_next_minute)
-    if isinstance(state, Reconnecting):
-        left = countdown(state.deadline, now)
-        what = (f"Reconnecting in {left} s" if left > 0 else "Reconnecting now") + f" (attempt #{state.attempt})"
-        parts = [PREFIX, what, cause_text(state.cause)]
-        return TrayStatus("reconnecting", SEP.join(parts), SEP.join(parts[1:]), state.ending.message,
-                          can_restart=True, can_mute=True,
-                          next_change_in=_until_next_second(state.deadline, now))
-    if isinstance(state, WaitingForNetwork):
-        parts = [PREFIX, "Waiting for the network", cause_text(state.cause)]
-        return TrayStatus("offline", SEP.join(parts), SEP.join(parts[1:]),
-                          "The network is down: AVA reconnects as soon as it is back.",
-                          can_restart=True, can_mute=True, next_change_in=None)
-    if isinstance(state, Error):
-        what = f"Error: {short_reason(state.reason)}"
-        return TrayStatus("error", f"{PREFIX}{SEP}{what}", what, state.reason,
-                          can_restart=True, can_mute=True, next_change_in=None)
-    raise TypeError(f"unknown state {state!r}")
+    match state:
+        case NeedsKey():
+            return TrayStatus("stopped", f"{PREFIX}{SEP}Needs an API key", "Needs an API key",
+                              "No API key is set. Open Settings to add one, or try the demo.",
+                              can_restart=False, can_mute=False, next_change_in=None)
+        case Stopped():
+            return TrayStatus("stopped", f"{PREFIX}{SEP}Stopped", "Stopped", "AVA is not running.",
+                              can_restart=False, can_mute=False, next_change_in=None)
+        case Connecting():
+            what = "Connecting…" if state.attempt <= 1 else f"Connecting… (attempt #{state.attempt})"
+            return TrayStatus("connecting", SEP.join([PREFIX, what, *mute_note]), what,
+                              "Opening a session with the Realtime API.",
+                              can_restart=True, can_mute=True, next_change_in=None)
+        case Connected():
+            age = now - state.since
+            what = "Speaking" if state.speaking else "Connected"
+            parts = [PREFIX, what, *mute_note, f"session {format_age(age)}"]
+            icon = "muted" if muted else ("speaking" if state.speaking else "connected")
+            detail = "AVA is speaking." if state.speaking else (
+                "Your microphone is muted: AVA hears silence." if muted else "AVA is listening.")
+            to_next_minute = 60.0 - (max(0.0, age) % 60.0)
+            return TrayStatus(icon, SEP.join(parts), SEP.join(parts[1:]), detail,
+                              can_restart=True, can_mute=True, next_change_in=to_next_minute)
+        case Reconnecting():
+            left = countdown(state.deadline, now)
+            what = (f"Reconnecting in {left} s" if left > 0 else "Reconnecting now") + f" (attempt #{state.attempt})"
+            parts = [PREFIX, what, cause_text(state.cause)]
+            return TrayStatus("reconnecting", SEP.join(parts), SEP.join(parts[1:]), state.ending.message,
+                              can_restart=True, can_mute=True,
+                              next_change_in=_until_next_second(state.deadline, now))
+        case WaitingForNetwork():
+            parts = [PREFIX, "Waiting for the network", cause_text(state.cause)]
+            return TrayStatus("offline", SEP.join(parts), SEP.join(parts[1:]),
+                              "The network is down: AVA reconnects as soon as it is back.",
+                              can_restart=True, can_mute=True, next_change_in=None)
+        case Error():
+            what = f"Error: {short_reason(state.reason)}"
+            action = f"Use {state.ending.use_model}" if state.ending.use_model else None
+            return TrayStatus("error", f"{PREFIX}{SEP}{what}", what, state.reason,
+                              can_restart=True, can_mute=True, next_change_in=None, action=action)
+        case Paused():
+            what = f"Paused: {state.reason}"
+            return TrayStatus("paused", f"{PREFIX}{SEP}{what}", what,
+                              f"AVA is paused because {state.reason}. It goes on by itself tomorrow, or now if you "
+                              "choose “Go on anyway”.",
+                              can_restart=False, can_mute=False, next_change_in=None, action=GO_ON)
+        case _:
+            assert_never(state)
+
+
+GO_ON = "Go on anyway"
+"""The status action that leaves a budget pause for the rest of the day."""
 
 
 def state_words(state: UiState) -> str:
     """The state in a few words for the `ava_status` tool (what the model reads)."""
-    if isinstance(state, Connected):
-        return "connected, speaking" if state.speaking else "connected"
-    if isinstance(state, Connecting):
-        return "connecting"
-    if isinstance(state, Reconnecting):
-        return f"reconnecting after: {state.ending.message}"
-    if isinstance(state, WaitingForNetwork):
-        return "waiting for the network"
-    if isinstance(state, Error):
-        return f"stopped by an error: {state.reason}"
-    if isinstance(state, NeedsKey):
-        return "waiting for an API key"
-    return "stopped"
+    match state:
+        case Connected():
+            return "connected, speaking" if state.speaking else "connected"
+        case Connecting():
+            return "connecting"
+        case Reconnecting():
+            return f"reconnecting after: {state.ending.message}"
+        case WaitingForNetwork():
+            return "waiting for the network"
+        case Error():
+            return f"stopped by an error: {state.reason}"
+        case Paused():
+            return f"paused: {state.reason}"
+        case NeedsKey():
+            return "waiting for an API key"
+        case Stopped():
+            return "stopped"
+        case _:
+            assert_never(state)
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,13 @@ from ava_tray.policy import (
     Event,
     Finish,
     NetworkChanged,
+    PauseRequested,
     PolicyState,
     Publish,
     ReconnectDelays,
     RecordEnding,
     RestartRequested,
+    ResumeRequested,
     RolledOver,
     RunCancelled,
     RunSession,
@@ -50,7 +52,16 @@ from ava_tray.policy import (
     next_step,
 )
 from ava_tray.realtime.ending import Cause, SessionEnding, classify_ending
-from ava_tray.states import Connected, Connecting, Error, Reconnecting, Stopped, SupervisorState, WaitingForNetwork
+from ava_tray.states import (
+    Connected,
+    Connecting,
+    Error,
+    Paused,
+    Reconnecting,
+    Stopped,
+    SupervisorState,
+    WaitingForNetwork,
+)
 
 __all__ = [
     "PROBE_INTERVAL",
@@ -59,6 +70,7 @@ __all__ = [
     "Connected",
     "Connecting",
     "Error",
+    "Paused",
     "ReachabilityProbe",
     "ReconnectDelays",
     "Reconnecting",
@@ -194,6 +206,14 @@ class Supervisor:
     def stop(self) -> None:
         """End everything; no reconnect follows."""
         self._feed(StopRequested())
+
+    def pause(self, reason: str) -> None:
+        """End the session (or the wait) and open none until `resume()`; `reason` is shown to the user."""
+        self._feed(PauseRequested(reason, self._clock.monotonic(), self._clock.wall()))
+
+    def resume(self) -> None:
+        """Leave a pause: open a session now (nothing happens when AVA is not paused)."""
+        self._feed(ResumeRequested(self._clock.monotonic()))
 
     def network_changed(self, online: bool) -> None:
         """The OS says the network went down or came back; back up means connect at once."""
@@ -399,6 +419,8 @@ def _describe(state: SupervisorState) -> str:
             return f"WaitingForNetwork({state.cause.value})"
         case Error():
             return f"Error({state.ending.cause.value}: {state.reason})"
+        case Paused():
+            return f"Paused({state.reason})"
         case Connecting() | Connected() | Stopped():
             return type(state).__name__
         case _:

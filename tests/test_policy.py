@@ -275,9 +275,9 @@ def test_the_commands_set_the_flags_the_ending_reads() -> None:
 
 def test_the_table_has_a_rule_for_each_way_a_session_ends() -> None:
     server = {Cause.SESSION_EXPIRED, Cause.CONNECTION_LOST, Cause.OTHER, Cause.FATAL}
-    assert set(RULES) == server | {Choice.RESTART, Choice.STOP}
+    assert set(RULES) == server | {Choice.RESTART, Choice.STOP, Choice.PAUSE}
     assert {choice.value for choice in Choice} | server == set(Cause), "every history cause is one or the other"
-    assert [rule.retried for rule in RULES.values()] == [True, True, True, False, True, False]
+    assert [rule.retried for rule in RULES.values()] == [True, True, True, False, True, False, False]
 
 
 @pytest.mark.parametrize(("cause", "seconds"), [
@@ -286,3 +286,52 @@ def test_the_table_has_a_rule_for_each_way_a_session_ends() -> None:
 ])
 def test_base_delays_read_from_the_table_as_before(cause: Cause, seconds: float) -> None:
     assert ReconnectDelays().base_for(cause) == seconds
+
+
+# -- a pause (today's budget is spent) ------------------------------------------------------------
+
+SPENT = "today's budget of $2.00 is spent"
+
+
+def test_a_pause_ends_the_session_records_it_and_opens_none() -> None:
+    from ava_tray.policy import PauseRequested
+    from ava_tray.states import Paused
+
+    asked, effects = next_step(connected(), PauseRequested(SPENT, NOW, WALL))
+    assert effects == (CancelSession(),) and isinstance(asked.public, Connected)
+    paused, effects = next_step(asked, SessionCancelled(NOW, WALL))
+    assert paused.public == Paused(SPENT)
+    assert effects == (RecordEnding(Choice.PAUSE.ending, at=WALL, attempt=1, delay_s=None, session_s=50.0,
+                                    unavailable_since=None), Publish(Paused(SPENT)))
+    assert not any(isinstance(e, RunSession) for e in effects), "no session opens while paused"
+    for event in (WokeFromSleep(LATER), DeadlineReached(LATER), ServerAnswers(LATER), NetworkChanged(False, LATER)):
+        after, nothing = next_step(paused, event)
+        assert nothing == () and after.public == Paused(SPENT), event
+
+
+def test_a_pause_from_a_countdown_or_an_error_and_the_resume() -> None:
+    from ava_tray.policy import PauseRequested, ResumeRequested
+    from ava_tray.states import Paused
+
+    counting = connected(public=Reconnecting(EXPIRED, 2, NOW + 3, 3.0), record_pending=True,
+                         unavailable_since=NOW, unavailable_since_wall=WALL, connected_at=None)
+    paused, effects = next_step(counting, PauseRequested(SPENT, NOW, WALL))
+    assert effects == (CancelCountdown(), CompleteLastRecord(None), Publish(Paused(SPENT)))
+    resumed, effects = next_step(paused, ResumeRequested(LATER))
+    assert resumed.public == Connecting(attempt=2, since=LATER)
+    assert effects == (Publish(Connecting(attempt=2, since=LATER)), RunSession(2))
+    failed = connected(public=Error(FATAL, 1), connected_at=None)
+    assert next_step(failed, PauseRequested(SPENT, NOW, WALL))[0].public == Paused(SPENT)
+    assert next_step(connected(), ResumeRequested(NOW)) == (connected(), ()), "nothing to resume"
+
+
+def test_paused_before_the_first_session_stays_paused_at_start() -> None:
+    from ava_tray.policy import PauseRequested
+    from ava_tray.states import Paused
+
+    before = PolicyState(public=Connecting(attempt=1, since=NOW))
+    asked, effects = next_step(before, PauseRequested(SPENT, NOW, WALL))
+    assert effects == ()
+    started, effects = next_step(asked, Started(NOW, WALL))
+    assert started.public == Paused(SPENT) and effects == (Publish(Paused(SPENT)),)
+    assert started.attempt == 0 and started.unavailable_since is None

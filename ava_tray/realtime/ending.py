@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidHandshake, InvalidStatus
 
+from ava_tray.realtime.models import replacement_for
+
 
 class Cause(enum.StrEnum):
     """The reason a session ended, as the reconnect policy sees it."""
@@ -20,10 +22,14 @@ class Cause(enum.StrEnum):
     OTHER = "other"
     USER_RESTART = "user_restart"
     STOPPED = "stopped"
+    PAUSED = "paused"
 
 
 FATAL_CLOSE_CODES = frozenset({3000, 4000})
-FATAL_ERROR_CODES = frozenset(
+MODEL_REFUSED_CODES = frozenset({"model_not_found", "invalid_model", "model_not_available", "unsupported_model",
+                                 "model_deprecated", "DeploymentNotFound"})
+"""Error codes that mean the server will not serve the model asked for (fatal: retrying cannot help)."""
+FATAL_ERROR_CODES = MODEL_REFUSED_CODES | frozenset(
     {
         "invalid_api_key",
         "insufficient_quota",
@@ -55,6 +61,8 @@ class SessionEnding:
     error_code: str | None = None
     unreachable: bool = False
     """The server could not be reached at all (refused, unroutable, no answer): worth probing for."""
+    use_model: str | None = None
+    """The server refused the model: this one is offered instead (one action switches to it)."""
 
     @property
     def is_fatal(self) -> bool:
@@ -74,19 +82,34 @@ def _fatal_for_code(code: str) -> SessionEnding:
                          error_code=code)
 
 
+def model_refused(model: str, how: str) -> SessionEnding:
+    """The server will not serve `model`: one sentence naming it and the model to use instead."""
+    instead = replacement_for(model)
+    return SessionEnding(Cause.FATAL, f"The server refused the model {model} ({how}). Use {instead} instead: "
+                         f"choose “Use {instead}” (or change the model in Settings).",
+                         error_code="model_refused", use_model=instead)
+
+
 def classify_ending(
     *,
     exception: BaseException | None = None,
     close_code: int | None = None,
     close_reason: str = "",
     error_codes: Iterable[str] = (),
+    model: str | None = None,
 ) -> SessionEnding:
     """Classify a session's end from the exception (if any), the close frame and the error codes seen.
 
-    The order matters: a fatal error code beats everything; an expiry (1001 or `session_expired`, in
-    either order) beats the socket closing; a normal close with nothing else said is "other".
+    The order matters: a fatal error code beats everything (a refused `model` is named with the one to use
+    instead); an expiry (1001 or `session_expired`, in either order) beats the socket closing; a normal
+    close with nothing else said is "other".
     """
     codes = list(error_codes)
+    refused = next((code for code in codes if code in MODEL_REFUSED_CODES), None)
+    if refused is not None and model:
+        ending = model_refused(model, refused)
+        return SessionEnding(ending.cause, ending.message, close_code, close_reason, ending.error_code,
+                             use_model=ending.use_model)
     if isinstance(exception, ConnectionClosed):
         frame = exception.rcvd or exception.sent
         if close_code is None and frame is not None:
@@ -105,6 +128,8 @@ def classify_ending(
             return SessionEnding(Cause.FATAL, f"The server refused the API key (HTTP {status}). "
                                  "Replace it in Settings (or run `ava-tray --set-key`).",
                                  error_code=f"http_{status}")
+        if status in (400, 404) and model:
+            return model_refused(model, f"HTTP {status} at the handshake")
         return SessionEnding(Cause.OTHER, f"The server answered HTTP {status}.", error_code=f"http_{status}")
 
     if close_code in FATAL_CLOSE_CODES:

@@ -7,7 +7,7 @@ import pytest
 from ava_tray.clock import ManualClock
 from ava_tray.realtime.ending import Cause, SessionEnding
 from ava_tray.status import ICON_NAMES, NeedsKey, NotificationPolicy, Snapshot, UiState, describe, format_age
-from ava_tray.supervisor import Connected, Connecting, Error, Reconnecting, Stopped, WaitingForNetwork
+from ava_tray.supervisor import Connected, Connecting, Error, Paused, Reconnecting, Stopped, WaitingForNetwork
 
 EXPIRED = SessionEnding(Cause.SESSION_EXPIRED, "Session expired (60-minute limit reached)", 1001)
 BAD_KEY = SessionEnding(Cause.FATAL, "The API key was rejected. Replace it in Settings (or run `ava-tray --set-key`).",
@@ -23,6 +23,7 @@ def states() -> dict[str, UiState]:
         "reconnecting": Reconnecting(ending=EXPIRED, attempt=2, deadline=NOW + 3, delay=3.0),
         "offline": WaitingForNetwork(ending=EXPIRED, attempt=2),
         "error": Error(ending=BAD_KEY, attempt=1),
+        "paused": Paused("today's budget of $2.00 is spent"),
         "stopped": Stopped(),
     }
 
@@ -86,8 +87,8 @@ def test_session_age_changes_once_a_minute() -> None:
 def test_menu_enablement() -> None:
     for name, state in states().items():
         status = describe(Snapshot(state), NOW)
-        assert status.can_restart == (name != "stopped"), name
-        assert status.can_mute == (name != "stopped"), name
+        assert status.can_restart == (name not in ("stopped", "paused")), name
+        assert status.can_mute == (name not in ("stopped", "paused")), name
     assert not describe(Snapshot(NeedsKey()), NOW).can_restart
 
 

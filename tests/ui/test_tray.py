@@ -12,7 +12,7 @@ from ava_tray.clock import ManualClock
 from ava_tray.history import ReconnectHistory
 from ava_tray.realtime.ending import Cause, SessionEnding
 from ava_tray.status import ICON_NAMES, Snapshot, UiState
-from ava_tray.supervisor import Connected, Connecting, Error, Reconnecting, Stopped
+from ava_tray.supervisor import Connected, Connecting, Error, Paused, Reconnecting, Stopped
 from ava_tray.ui.tray import TrayUI
 
 EXPIRED = SessionEnding(Cause.SESSION_EXPIRED, "Session expired (60-minute limit reached)", 1001)
@@ -77,7 +77,8 @@ def test_every_state_renders_its_own_icon_and_tooltip(ui: TrayUI, clock: ManualC
     now = clock.monotonic()
     seen: dict[str, tuple[int, str]] = {}
     for state in (Connecting(1, now), Connected(1, now), Connected(1, now, speaking=True),
-                  Reconnecting(EXPIRED, 2, now + 3, 3.0), Error(BAD_KEY, 2), Stopped()):
+                  Reconnecting(EXPIRED, 2, now + 3, 3.0), Error(BAD_KEY, 2), Paused("today's budget is spent"),
+                  Stopped()):
         set_state(ui, state)
         assert ui.status is not None
         seen[ui.status.icon_name] = (ui.tray.icon().cacheKey(), ui.tray.toolTip())

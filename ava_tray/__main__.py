@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", action="store_true", help="check Qt, keyring, audio and one demo session")
     parser.add_argument("--list-devices", nargs="?", const="text", choices=["text", "json"],
                         help="print the microphones and speakers AVA can use (the names Settings takes)")
+    parser.add_argument("--usage", nargs="?", const="text", choices=["text", "json"],
+                        help="print what AVA has cost, per day and model (tokens by kind, USD); json for scripts")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="stderr log level")
     parser.add_argument("--version", action="version", version=f"ava-tray {__version__}")
     return parser
@@ -41,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.session_limit is not None and args.session_limit <= 0:
         print("--session-limit must be a positive number of seconds.", file=sys.stderr)
         return 2
-    logs.configure(args.log_level, to_file=not args.list_devices)  # a listing (also AVA's own helper) logs nothing
+    # a listing (also AVA's own device helper) and a usage report write no log file
+    logs.configure(args.log_level, to_file=not (args.list_devices or args.usage))
     try:
         if args.set_key:
             return set_key()
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             return forget_key()
         if args.list_devices:
             return print_devices(args.list_devices)
+        if args.usage:
+            return print_usage(args.usage)
         if args.self_test:
             from ava_tray.selftest import run_self_test
 
@@ -100,6 +105,48 @@ def print_devices(form: str) -> int:
     for title, names in (("Microphones", inputs), ("Speakers", outputs)):
         print(f"{title}:")
         print("\n".join(f"  {name}" for name in names) if names else "  (none found)")
+    return 0
+
+
+def print_usage(form: str) -> int:
+    """`--usage`: the spend ledger per day and model; `json` prints a list of objects for scripts."""
+    import json
+
+    from ava_tray import paths
+    from ava_tray.ledger import LedgerUnavailable, SpendLedger
+    from ava_tray.pricing import PRICES_AS_OF
+
+    path = paths.data_dir() / "spend.sqlite3"
+    if not path.exists():
+        totals = []
+    else:
+        try:
+            ledger = SpendLedger(path)
+        except LedgerUnavailable as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        totals = ledger.totals_by_day()
+        ledger.close()
+    if form == "json":
+        print(json.dumps([{"date": t.day, "model": t.model, "input_tokens": t.usage.input_tokens,
+                           "output_tokens": t.usage.output_tokens, "cost_usd": round(t.cost_usd, 6),
+                           "input_text_tokens": t.usage.text_in, "input_audio_tokens": t.usage.audio_in,
+                           "cached_text_tokens": t.usage.text_cached, "cached_audio_tokens": t.usage.audio_cached,
+                           "output_text_tokens": t.usage.text_out, "output_audio_tokens": t.usage.audio_out,
+                           "transcription_seconds": round(t.usage.transcription_seconds, 3)} for t in totals]))
+        return 0
+    if not totals:
+        print("No usage recorded yet.")
+        return 0
+    header = ("date", "model", "text in", "cached", "audio in", "cached", "text out", "audio out", "USD")
+    rows = [(t.day, t.model, t.usage.text_in, t.usage.text_cached, t.usage.audio_in, t.usage.audio_cached,
+             t.usage.text_out, t.usage.audio_out, f"{t.cost_usd:.2f}") for t in totals]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(w) if i < 2 else str(cell).rjust(w)
+                        for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
+    print(f"Total: ${sum(t.cost_usd for t in totals):.2f} (an estimate at the prices of {PRICES_AS_OF}; "
+          "your provider's bill is authoritative)")
     return 0
 
 

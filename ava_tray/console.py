@@ -119,7 +119,7 @@ async def run_console(engine: AvaEngine, out: TextIO = sys.stdout) -> int:
     interactive = sys.stdin is not None and sys.stdin.isatty()
     consent = ConsoleConsentAsker(log.line, interactive=interactive)
     engine.toolbox.registry.consent = consent
-    engine.toolbox.reminders.notifier = ConsoleNotifier(log.line)
+    engine.notifier = ConsoleNotifier(log.line)
 
     def on_snapshot(snapshot: Snapshot) -> None:
         nonlocal exit_code
@@ -152,5 +152,9 @@ def _on_enter(engine: AvaEngine, consent: ConsoleConsentAsker) -> None:
     line = sys.stdin.readline()
     if consent.offer(line):
         return
-    if isinstance(engine.snapshot.state, Error):
+    state = engine.snapshot.state
+    words = line.strip().lower()
+    if words in ("use", "go on") and describe(engine.snapshot, engine.clock.monotonic()).action:
+        engine.take_status_action()
+    elif isinstance(state, Error):
         engine.restart_now()

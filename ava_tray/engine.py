@@ -9,6 +9,7 @@ call the engine's commands. Built the same way for the console and the tray by
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
@@ -20,14 +21,25 @@ from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut, Voice
 from ava_tray.clock import Clock, SystemClock
 from ava_tray.conversation import Transcript
 from ava_tray.history import ReconnectHistory, last_cause, reconnects_since, start_of_today
+from ava_tray.ledger import LedgerUnavailable, SpendLedger, budget_of, local_day
 from ava_tray.metrics import AudioLatency
+from ava_tray.pricing import PriceOverrideError, Usage, cost_usd, parse_price_overrides, price_for
 from ava_tray.realtime.connection import Keepalive, endpoint_reachable
 from ava_tray.realtime.events import SessionConfig
+from ava_tray.realtime.models import takes_reasoning
 from ava_tray.session import RealtimeSession, RolloverPolicy, SessionOptions
 from ava_tray.settings import Settings
-from ava_tray.status import LastInterruption, Snapshot
-from ava_tray.supervisor import ReconnectDelays, Supervisor, SupervisorState
-from ava_tray.tools.hooks import SettingsFile
+from ava_tray.status import GO_ON, LastInterruption, Snapshot, spend_text
+from ava_tray.supervisor import (
+    Connected,
+    Error,
+    Paused,
+    ReconnectDelays,
+    Stopped,
+    Supervisor,
+    SupervisorState,
+)
+from ava_tray.tools.hooks import LogNotifier, Notifier, SettingsFile
 from ava_tray.tools.wiring import ToolBox, build_toolbox
 
 if TYPE_CHECKING:
@@ -63,8 +75,11 @@ class LaunchOptions:
 
 
 def session_config_for(settings: Settings) -> SessionConfig:
-    """The session settings a user chose."""
-    return SessionConfig(model=settings.model, voice=settings.voice, instructions=settings.instructions)
+    """The session settings a user chose: model (or deployment), voice, reasoning where it is taken, truncation."""
+    return SessionConfig(model=settings.model, voice=settings.voice, instructions=settings.instructions,
+                         reasoning_effort=settings.reasoning_effort if takes_reasoning(settings.model) else None,
+                         retention_ratio=settings.retention_ratio,
+                         context_limit_tokens=settings.context_limit_tokens or None)
 
 
 def rollover_policy_for(settings: Settings) -> RolloverPolicy:
@@ -103,6 +118,7 @@ class AvaEngine:
         history: ReconnectHistory | None = None,
         clock: Clock | None = None,
         settings_file: SettingsFile | None = None,
+        ledger: SpendLedger | None = None,
     ) -> None:
         self.settings = settings
         """The saved settings (what Settings shows); `effective_settings` adds the command line."""
@@ -118,22 +134,30 @@ class AvaEngine:
                                      budget_chars=settings.conversation_budget, save_to=saved)
         self.simulator: RealtimeSimulator | None = None
         self._url = settings.realtime_url
+        self._started_wall = self.clock.wall()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._listeners: list[SnapshotListener] = []
+        self._settings_file = settings_file
+        self.ledger = ledger if ledger is not None else _open_ledger(self.launch.demo, self.clock)
+        """What AVA has cost, by day and model (the demo's simulated replies cost nothing: kept in memory)."""
+        self._warned_on: str | None = None
+        self._pause_pending: str | None = None
         # Tools, long-term memory and reminders (ava_tray/tools/wiring.py), declared in every session.
         self.toolbox: ToolBox = build_toolbox(
             settings=lambda: self.settings, apply_settings=lambda new: self.replace_settings(new, self._api_key),
             clock=self.clock, status=lambda: self.snapshot, mute=self.set_muted, settings_file=settings_file)
         self.toolbox.reminders.announcer = self
+        self.toolbox.reminders.notifier = LogNotifier()
         self.session = RealtimeSession(self._session_options(), self._voice_io_factory_for(effective),
                                        clock=self.clock, latency=self.latency, transcript=self.transcript,
-                                       tools=self.toolbox.registry)
+                                       tools=self.toolbox.registry, on_usage=self._used)
         """The one session runner of this engine; new settings are swapped into it, never a second one."""
         self.supervisor = Supervisor(self.session.run, delays=delays_for(effective), clock=self.clock,
                                      history=self.history, reachability=self._reachable)
         self._snapshot = self._summarised(Snapshot(state=self.supervisor.state, started_at=self.clock.monotonic()))
         self.supervisor.subscribe(self._on_state)
+        self._check_budget()
 
     # -- the status --------------------------------------------------------------------------------
 
@@ -152,7 +176,9 @@ class AvaEngine:
         last = last_cause(records)
         return replace(snapshot, attempt=self.supervisor.attempt,
                        reconnects_today=reconnects_since(records, start_of_today(self.clock.wall())),
-                       last_interruption=LastInterruption(last.cause, last.message, last.at) if last else None)
+                       last_interruption=LastInterruption(last.cause, last.message, last.at) if last else None,
+                       spend_today=self.ledger.cost_today(), spend_month=self.ledger.cost_this_month(),
+                       budget_usd=self.settings.daily_budget)
 
     def _publish(self, snapshot: Snapshot) -> None:
         if snapshot == self._snapshot:
@@ -166,6 +192,89 @@ class AvaEngine:
 
     def _on_state(self, state: SupervisorState) -> None:
         self._publish(self._summarised(replace(self._snapshot, state=state)))
+        if self._pause_pending is not None and not (isinstance(state, Connected) and state.speaking):
+            reason, self._pause_pending = self._pause_pending, None
+            self.supervisor.pause(reason)
+
+    @property
+    def notifier(self) -> Notifier:
+        """Where AVA's notices go (reminders, the budget): the console's lines or the tray's notifications."""
+        return self.toolbox.reminders.notifier
+
+    @notifier.setter
+    def notifier(self, notifier: Notifier) -> None:
+        self.toolbox.reminders.notifier = notifier
+
+    # -- spend and the daily budget -------------------------------------------------------------------
+
+    def _used(self, model: str, usage: Usage) -> None:
+        """A response (or a transcription) reported its usage: record its cost, then check the budget."""
+        try:
+            overrides = parse_price_overrides(self.settings.prices)
+        except PriceOverrideError:
+            overrides = {}
+        price = price_for(model, overrides)
+        if price is None and not (usage.transcription_seconds or usage.transcription_tokens_in):
+            logger.info("no price is known for %s: its cost counts as $0 (set one under Settings → Cost)", model)
+        self.ledger.record(model, usage, cost_usd(usage, price), session=f"{self._started_wall:.0f}-"
+                           f"{self.supervisor.attempt}")
+        self._check_budget()
+
+    def _check_budget(self) -> None:
+        """Publish the spend; at 80 % of the daily budget say so once, at 100 % pause (after AVA's reply)."""
+        budget = budget_of(self.ledger, self.settings.daily_budget)
+        today = local_day(self.clock.wall())
+        self._publish(self._summarised(self._snapshot))
+        if budget.warn and self._warned_on != today and not budget.spent_all:
+            self._warned_on = today
+            self.notifier.notify("AVA's budget", f"{spend_text(budget.spent_usd)} of today's "
+                                 f"{spend_text(budget.limit_usd)} is spent: AVA pauses at the budget.")
+        state = self.supervisor.state
+        if budget.paused and not isinstance(state, (Paused, Stopped)):
+            reason = f"today's budget of {spend_text(budget.limit_usd)} is spent"
+            if isinstance(state, Connected) and state.speaking:
+                self._pause_pending = reason  # let AVA finish the sentence it is saying
+            else:
+                self.supervisor.pause(reason)
+                self.notifier.notify("AVA paused", f"AVA paused: {reason}. It goes on tomorrow, or now if you "
+                                     f"choose “{GO_ON}”.")
+        elif isinstance(state, Paused) and not budget.paused:
+            logger.info("the budget allows sessions again: resuming")
+            self.supervisor.resume()
+
+    async def _resume_each_day(self) -> None:
+        """Just after local midnight a new day's budget starts: check it (a pause lifts by itself)."""
+        while True:
+            now = self.clock.wall()
+            tomorrow = dt.datetime.fromtimestamp(now).date() + dt.timedelta(days=1)
+            midnight = dt.datetime.combine(tomorrow, dt.time()).timestamp()
+            await self.clock.sleep_until(self.clock.monotonic() + max(1.0, midnight - now + 1.0))
+            self._check_budget()
+
+    def go_on_today(self) -> None:
+        """Go on past today's budget (the user chose to): sessions open again until tomorrow."""
+        self.ledger.go_on_today()
+        self._pause_pending = None
+        self._check_budget()
+
+    def use_model(self, model: str) -> None:
+        """Switch to `model` (the one offered for a refused model), keep it in the settings, reconnect now."""
+        if self._settings_file is not None:
+            try:
+                self._settings_file.save(replace(self._settings_file.load_saved(), model=model))
+            except (OSError, ValueError) as exc:
+                logger.warning("the model %s could not be saved: %s", model, exc)
+        logger.info("switching to the model %s", model)
+        self.replace_settings(replace(self.settings, model=model), self._api_key)
+        self.restart_now()
+
+    def take_status_action(self) -> None:
+        """The one step out of the current state that `describe()` offers (`TrayStatus.action`)."""
+        state = self._snapshot.state
+        if isinstance(state, Error) and state.ending.use_model:
+            self.use_model(state.ending.use_model)
+        elif isinstance(state, Paused):
+            self.go_on_today()
 
     # -- mute: one owner, changed on the event loop --------------------------------------------------
 
@@ -237,10 +346,13 @@ class AvaEngine:
             logger.info("demo: embedded simulator at %s", simulator.url)
             self._url = simulator.url
             self.session.options = self._session_options()
+        daily = asyncio.create_task(self._resume_each_day(), name="ava-budget-day")
         try:
             async with self.toolbox.running():
                 await self.supervisor.run()
         finally:
+            daily.cancel()
+            await asyncio.gather(daily, return_exceptions=True)
             if simulator is not None:
                 await simulator.stop()
 
@@ -270,6 +382,17 @@ class AvaEngine:
         self.session.options = self._session_options()
         self.session.voice_io_factory = self._voice_io_factory_for(effective)
         self.supervisor.delays = delays_for(effective)
+        self._check_budget()  # a budget raised (or set) in Settings applies at once
+
+
+def _open_ledger(demo: bool, clock: Clock) -> SpendLedger:
+    if demo:
+        return SpendLedger(None, clock=clock)
+    try:
+        return SpendLedger(paths.data_dir() / "spend.sqlite3", clock=clock)
+    except LedgerUnavailable as exc:
+        logger.warning("%s Spend is counted only until AVA quits.", exc)
+        return SpendLedger(None, clock=clock)
 
 
 class _ReportedVoiceIO:

@@ -30,6 +30,7 @@ from ava_tray.audio import AudioDeviceError, VoiceIO
 from ava_tray.clock import Clock, SystemClock
 from ava_tray.conversation import Transcript
 from ava_tray.metrics import AudioLatency
+from ava_tray.pricing import Usage
 from ava_tray.realtime import events
 from ava_tray.realtime.connection import Keepalive, open_connection
 from ava_tray.realtime.ending import Cause, SessionAborted, SessionEnding, classify_ending
@@ -41,12 +42,15 @@ from ava_tray.realtime.protocol import (
     Intent,
     PlayAudio,
     Ready,
+    RenewSession,
     ResponseFinished,
     ResponseStarted,
     RunTool,
     ServerError,
     ServerSessionProtocol,
+    Used,
 )
+from ava_tray.realtime.providers import SESSION_LIMIT_S, Provider, recognise, session_url
 from ava_tray.supervisor import SessionContext
 
 logger = logging.getLogger(__name__)
@@ -100,6 +104,21 @@ class SessionOptions:
     config: events.SessionConfig
     keepalive: Keepalive = field(default_factory=Keepalive)
     rollover: RolloverPolicy = field(default_factory=RolloverPolicy)
+    provider: Provider | None = None
+    """Who serves `url` (the key's header, where the model goes, the session limit); None: from the URL."""
+
+    @property
+    def served_by(self) -> Provider:
+        return self.provider or recognise(self.url)
+
+    @property
+    def session_url(self) -> str:
+        """The URL with the model (or Azure deployment) where the provider takes it."""
+        return session_url(self.url, self.served_by, self.config.model)
+
+
+UsageListener = Callable[[str, Usage], None]
+"""Called with the model (or deployment) and what one response or transcription used."""
 
 
 class RealtimeSession:
@@ -114,8 +133,10 @@ class RealtimeSession:
         latency: AudioLatency | None = None,
         tools: ToolHost | None = None,
         transcript: Transcript | None = None,
+        on_usage: UsageListener | None = None,
     ) -> None:
         self.options = options
+        self.on_usage = on_usage
         self.voice_io_factory = voice_io_factory
         self.clock = clock or SystemClock()
         self.latency = latency or AudioLatency()
@@ -167,6 +188,14 @@ class _Conversation:
         self.tool_tasks: list[asyncio.Task[None]] = []
         self.speaking = False
         self.closed = False
+        self.renew_requested = False
+        """The active server session failed in a way that sticks to it: hand over now, whatever the clock."""
+
+    def renew(self, source: _ServerSession, code: str) -> None:
+        """`source` broke for good (`server_error`): open a fresh session rather than retry in this one."""
+        if source is self.active:
+            logger.warning("the server reported %s: renewing the session (the conversation is carried over)", code)
+            self.renew_requested = True
 
     async def serve(self) -> SessionEnding:
         try:
@@ -206,6 +235,12 @@ class _Conversation:
                 return SessionEnding(Cause.OTHER, str(self.voice.failure))
             if self.speaking and not self.voice.is_playing:
                 self._set_speaking(False)
+            if self.renew_requested and clock.monotonic() >= next_try:
+                self.renew_requested = False
+                if not await self._hand_over(active):
+                    self.renew_requested = True
+                    next_try = clock.monotonic() + policy.retry_after
+                continue
             expires_at = active.protocol.expires_at
             if not policy.enabled or expires_at is None or clock.monotonic() < next_try:
                 continue
@@ -355,7 +390,10 @@ class _ServerSession:
     def __init__(self, conversation: _Conversation) -> None:
         self.conversation = conversation
         self.owner = conversation.owner
-        self.protocol = ServerSessionProtocol(self.owner.clock.wall)
+        options = self.owner.options
+        self.protocol = ServerSessionProtocol(self.owner.clock.wall, known_limit=SESSION_LIMIT_S[options.served_by])
+        self.model = options.config.model
+        """The model (or Azure deployment) this server session was opened for."""
         self.ws: ClientConnection | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._response_idle = asyncio.Event()
@@ -380,8 +418,9 @@ class _ServerSession:
     async def _main(self) -> SessionEnding:
         error_codes = self.protocol.error_codes
         try:
-            self.ws = await open_connection(self.owner.options.url, self.owner.options.api_key,
-                                            self.owner.options.keepalive)
+            options = self.owner.options
+            self.ws = await open_connection(options.session_url, options.api_key, options.keepalive,
+                                            provider=options.served_by)
             async with asyncio.timeout(SESSION_READY_TIMEOUT):
                 await self._configure()
             self.pumps = [asyncio.create_task(self._receive(), name="ava-session-receive"),
@@ -392,9 +431,9 @@ class _ServerSession:
                 if error is not None:
                     raise error
             return classify_ending(close_code=self.ws.close_code, close_reason=self.ws.close_reason or "",
-                                   error_codes=error_codes)
+                                   error_codes=error_codes, model=self.model)
         except ConnectionClosed as exc:
-            return classify_ending(exception=exc, error_codes=error_codes)
+            return classify_ending(exception=exc, error_codes=error_codes, model=self.model)
         except SessionAborted as exc:
             return exc.ending
         except TimeoutError:
@@ -404,7 +443,7 @@ class _ServerSession:
             return SessionEnding(Cause.CONNECTION_LOST, "Connection lost: the server did not start a session in time")
         except Exception as exc:
             ws = self.ws
-            return classify_ending(exception=exc, error_codes=error_codes,
+            return classify_ending(exception=exc, error_codes=error_codes, model=self.model,
                                    close_code=ws.close_code if ws else None,
                                    close_reason=(ws.close_reason or "") if ws else "")
         finally:
@@ -453,6 +492,11 @@ class _ServerSession:
                         self.owner.latency.socket_to_device.add((time.monotonic() - received_at) * 1000.0)
                 case BargeIn() | RunTool() | Heard():
                     self.conversation.carry_out(self, intent)
+                case Used(usage=usage):
+                    if self.owner.on_usage is not None:
+                        self.owner.on_usage(self.model, usage)
+                case RenewSession(code=code):
+                    self.conversation.renew(self, code)
                 case _:
                     assert_never(intent)
 

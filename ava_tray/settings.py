@@ -11,8 +11,11 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
+from ava_tray.pricing import PriceOverrideError, parse_price_overrides
 from ava_tray.realtime.connection import DEFAULT_URL, EndpointError, check_endpoint
 from ava_tray.realtime.events import SessionConfig
+from ava_tray.realtime.models import DEFAULT_MODEL, DEFAULT_REASONING_EFFORT, REASONING_EFFORTS
+from ava_tray.realtime.providers import ProviderError, parse_provider
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +29,12 @@ class Settings:
     """Everything a user can change. The API key is not here: it lives in the OS keyring only."""
 
     realtime_url: str = DEFAULT_URL
-    model: str = "gpt-realtime"
+    model: str = DEFAULT_MODEL
+    """The model, or for Azure the deployment name."""
+    reasoning_effort: str = DEFAULT_REASONING_EFFORT
+    """For models that reason (ava_tray/realtime/models.py); others are sent none."""
+    provider: str = "automatic"
+    """"openai", "azure", "custom", or "automatic" (recognised from the URL); AVA_PROVIDER overrides it."""
     voice: str = "marin"
     instructions: str = SessionConfig.instructions
     input_device: str = ""
@@ -45,6 +53,14 @@ class Settings:
     audio_mode: str = "automatic"
     """"speakers" (echo cancellation), "headphones" (none) or "automatic" (on unless the output device's
     name says headset, headphones or Bluetooth); see ava_tray/audio/echo.py."""
+    daily_budget: float = 0.0
+    """USD a day; at 80 % a notification, at 100 % AVA pauses until tomorrow. 0: no budget."""
+    prices: str = ""
+    """Price overrides (JSON: model or deployment → USD per million tokens by kind), for Azure or custom prices."""
+    retention_ratio: float = 0.8
+    """When the context reaches its limit, keep this share of the conversation (truncation)."""
+    context_limit_tokens: int = 16000
+    """The conversation's token limit after the instructions; 0 leaves it to the model."""
 
     def problems(self) -> list[str]:
         """Sentences naming what is wrong with these values (empty when all is well)."""
@@ -57,6 +73,25 @@ class Settings:
             found.append(f"Unknown voice {self.voice!r}: choose one of {', '.join(VOICES)}.")
         if self.audio_mode not in AUDIO_MODES:
             found.append(f"Unknown audio mode {self.audio_mode!r}: choose one of {', '.join(AUDIO_MODES)}.")
+        if not self.model.strip():
+            found.append("Choose a model (for Azure, the deployment name).")
+        if self.reasoning_effort not in REASONING_EFFORTS:
+            found.append(f"Unknown reasoning effort {self.reasoning_effort!r}: choose one of "
+                         f"{', '.join(REASONING_EFFORTS)}.")
+        try:
+            parse_provider(self.provider)
+        except ProviderError as exc:
+            found.append(str(exc))
+        try:
+            parse_price_overrides(self.prices)
+        except PriceOverrideError as exc:
+            found.append(str(exc))
+        if not 0 <= self.daily_budget <= 10_000:
+            found.append("The daily budget must be between 0 (none) and 10000 USD.")
+        if not 0.1 <= self.retention_ratio <= 1.0:
+            found.append("The retention ratio must be between 0.1 and 1.0.")
+        if self.context_limit_tokens and not 1000 <= self.context_limit_tokens <= 1_000_000:
+            found.append("The context limit must be 0 (the model's) or between 1000 and 1000000 tokens.")
         if not 1 <= self.rollover_margin <= 1200:
             found.append("The rollover margin must be between 1 and 1200 seconds.")
         if not 0 <= self.conversation_budget <= 100_000:

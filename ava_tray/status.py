@@ -260,6 +260,9 @@ class NotificationPolicy:
                 self._down_since = now
             if isinstance(previous, Error):
                 return None
+            if state.ending.use_model:
+                return Notice("AVA stopped reconnecting", f"{state.reason} Click here to use "
+                              f"{state.ending.use_model} now.", critical=True)
             return Notice("AVA stopped reconnecting", f"{state.reason} Then choose Restart now.", critical=True)
         if isinstance(state, Connected):
             down_since, self._down_since = self._down_since, None

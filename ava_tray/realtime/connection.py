@@ -11,9 +11,12 @@ from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from ava_tray.realtime.providers import Provider, auth_headers, recognise
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+DEFAULT_URL = "wss://api.openai.com/v1/realtime"
+"""OpenAI's GA endpoint; the model goes into the query when a session opens (providers.session_url)."""
 
 
 class EndpointError(ValueError):
@@ -50,9 +53,11 @@ class Keepalive:
     open_timeout: float = 10.0
 
 
-async def open_connection(url: str, api_key: str | None, keepalive: Keepalive) -> ClientConnection:
-    """Open the socket with only `Authorization: Bearer` (never the retired beta header)."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+async def open_connection(url: str, api_key: str | None, keepalive: Keepalive, *,
+                          provider: Provider | None = None) -> ClientConnection:
+    """Open the socket with the one header the provider takes for the key (`Authorization: Bearer`, or Azure's
+    `api-key`), never the retired beta header; the provider is recognised from the URL unless given."""
+    headers = auth_headers(provider or recognise(url), api_key)
     return await connect(
         check_endpoint(url),
         additional_headers=headers,

@@ -41,7 +41,7 @@ class ToolSpec:
 class SessionConfig:
     """What every new session is configured with."""
 
-    model: str = "gpt-realtime"
+    model: str = "gpt-realtime-2.1"
     instructions: str = "You are AVA, a friendly and concise voice assistant on the user's desktop."
     voice: str = "marin"
     transcription_model: str = "gpt-4o-mini-transcribe"
@@ -49,6 +49,12 @@ class SessionConfig:
     vad_prefix_padding_ms: int = 300
     vad_silence_duration_ms: int = 500
     tools: tuple[ToolSpec, ...] = ()
+    reasoning_effort: str | None = None
+    """`minimal` … `xhigh` for a model that reasons (the 2 and 2.1 line); None: not sent."""
+    retention_ratio: float | None = None
+    """Truncation: when the context is full, keep this share of the conversation after the instructions."""
+    context_limit_tokens: int | None = None
+    """Truncation: the token limit after the instructions (bounded cost per turn, better cache hits)."""
 
 
 def session_update(config: SessionConfig) -> dict[str, Any]:
@@ -79,8 +85,22 @@ def session_update(config: SessionConfig) -> dict[str, Any]:
             },
             "tools": [tool.to_json() for tool in config.tools],
             "tool_choice": "auto",
+            **_cost_controls(config),
         },
     }
+
+
+def _cost_controls(config: SessionConfig) -> dict[str, Any]:
+    """The optional session fields: reasoning effort and truncation (sent only when set)."""
+    fields: dict[str, Any] = {}
+    if config.reasoning_effort:
+        fields["reasoning"] = {"effort": config.reasoning_effort}
+    if config.retention_ratio is not None:
+        truncation: dict[str, Any] = {"type": "retention_ratio", "retention_ratio": config.retention_ratio}
+        if config.context_limit_tokens:
+            truncation["token_limits"] = {"post_instructions": config.context_limit_tokens}
+        fields["truncation"] = truncation
+    return fields
 
 
 def input_audio_append(pcm: bytes) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ava_tray.pricing import Usage, usage_from_response, usage_from_transcription
 from ava_tray.realtime import events
 from ava_tray.realtime.ending import FATAL_ERROR_CODES
 
@@ -98,6 +99,24 @@ class ResponseStarted:
 class ResponseFinished:
     """The response ended (completed, cancelled, incomplete or failed)."""
 
+    status: str = "completed"
+    error_code: str | None = None
+    """Why a failed response failed (`server_error`, ...), if the server said."""
+
+
+@dataclass(frozen=True, slots=True)
+class Used:
+    """What a response (or the user's transcription) used, for the spend ledger."""
+
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class RenewSession:
+    """The server failed in a way that sticks to this session (`server_error`): hand over to a fresh one."""
+
+    code: str
+
 
 @dataclass(frozen=True, slots=True)
 class RunTool:
@@ -132,7 +151,7 @@ class Fatal:
 
 
 Intent = (Configure | Ready | PlayAudio | BargeIn | ResponseStarted | ResponseFinished | RunTool | Heard
-          | ServerError | Fatal)
+          | ServerError | Fatal | Used | RenewSession)
 """Everything `receive` can return."""
 
 
@@ -157,13 +176,20 @@ QUIET_EVENTS = frozenset({
 })
 """Server events AVA knows and has nothing to do with (logged at debug)."""
 
+STICKY_ERROR_CODES = frozenset({"server_error"})
+"""After one of these, later responses in the same session can fail the same way (seen on Azure): a fresh
+session, with the conversation carried over, is the remedy; retrying in the broken one is not."""
+
 
 class ServerSessionProtocol:
     """The state and meaning of one Realtime server session; no I/O (see the module docstring)."""
 
-    def __init__(self, wall: Callable[[], float]) -> None:
-        """`wall` is the wall clock (Unix seconds) that dates `created_at`."""
+    def __init__(self, wall: Callable[[], float], *, known_limit: float | None = None) -> None:
+        """`wall` is the wall clock (Unix seconds) that dates `created_at`; `known_limit` is the provider's
+        session length, for a server whose `session.created` says no `expires_at`."""
         self._wall = wall
+        self._known_limit = known_limit
+        self._renewing = False
         self._state = State.CONNECTING
         self._outbox: list[ClientMessage] = []
         self.created_at = wall()
@@ -246,6 +272,8 @@ class ServerSessionProtocol:
         session = event.get("session")
         if isinstance(session, dict) and isinstance(session.get("expires_at"), (int, float)):
             self.expires_at = float(session["expires_at"])
+        elif self._known_limit is not None:
+            self.expires_at = self.created_at + self._known_limit
         return [Configure(self.expires_at)]
 
     def _on_session_updated(self, event: dict[str, Any]) -> list[Intent]:
@@ -276,15 +304,42 @@ class ServerSessionProtocol:
 
     def _on_response_done(self, event: dict[str, Any]) -> list[Intent]:
         self.response_active = False
-        return [ResponseFinished()]
+        response = event.get("response")
+        response = response if isinstance(response, dict) else {}
+        status = str(response.get("status") or "completed")
+        details = response.get("status_details")
+        error = details.get("error") if isinstance(details, dict) else None
+        error_code = None
+        if isinstance(error, dict):
+            error_code = str(error.get("code") or error.get("type") or "") or None
+        intents: list[Intent] = [ResponseFinished(status, error_code)]
+        usage = usage_from_response(event)
+        if usage is not None:
+            intents.append(Used(usage))
+        if status == "failed" and error_code in STICKY_ERROR_CODES:
+            intents += self._renew(error_code)
+        return intents
+
+    def _renew(self, code: str) -> list[Intent]:
+        """One `RenewSession` per session, however often the error comes back."""
+        if self._renewing or self._state is not State.OPEN:
+            return []
+        self._renewing = True
+        return [RenewSession(code)]
 
     def _on_error(self, event: dict[str, Any]) -> list[Intent]:
         code = events.error_code(event)
+        error = event.get("error")
+        param = error.get("param") if isinstance(error, dict) else None
+        if isinstance(param, str) and param.split(".")[-1] == "model" and code not in FATAL_ERROR_CODES:
+            code = "invalid_model"  # the server named the model as what it refused, whatever its code said
         intents: list[Intent] = [ServerError(code, events.error_message(event))]
         if code:
             self.error_codes.append(code)
             if code in FATAL_ERROR_CODES and self._advance("close"):
                 intents.append(Fatal(code))
+            elif code in STICKY_ERROR_CODES:
+                intents += self._renew(code)
         return intents
 
     def _on_function_call(self, event: dict[str, Any]) -> list[Intent]:
@@ -295,7 +350,11 @@ class ServerSessionProtocol:
         return [RunTool(call_id, name, str(event.get("arguments", "")))]
 
     def _on_user_transcript(self, event: dict[str, Any]) -> list[Intent]:
-        return [Heard("user", str(event.get("transcript", "")))]
+        intents: list[Intent] = [Heard("user", str(event.get("transcript", "")))]
+        usage = usage_from_transcription(event)
+        if usage is not None:
+            intents.append(Used(usage))
+        return intents
 
     def _on_assistant_transcript(self, event: dict[str, Any]) -> list[Intent]:
         return [Heard("assistant", str(event.get("transcript", "")))]

@@ -35,8 +35,10 @@ PROVIDER_LABELS = {
     Provider.CUSTOM: "Another GA-compatible endpoint",
 }
 
-SESSION_LIMIT_S = {Provider.OPENAI: 3600.0, Provider.AZURE: 1800.0, Provider.CUSTOM: 3600.0}
-"""How long the provider keeps a session open; used when `session.created` carries no `expires_at`."""
+SESSION_LIMIT_S: dict[Provider, float | None] = {Provider.OPENAI: 3600.0, Provider.AZURE: 1800.0,
+                                                 Provider.CUSTOM: None}
+"""How long the provider keeps a session open; used when `session.created` carries no `expires_at` (another
+endpoint's limit is unknown: it is not guessed)."""
 
 
 class ProviderError(ValueError):

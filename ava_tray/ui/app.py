@@ -118,6 +118,11 @@ class AvaTrayApp:
                     self.engine.replace_settings(self.engine.settings, key)
         self.engine.restart_now()
 
+    def take_status_action(self) -> None:
+        """The step the status offers: use the model offered for a refused one, or go on past the budget."""
+        if self.engine is not None:
+            self.engine.take_status_action()
+
     def show_settings(self) -> None:
         """Open (or raise) the Settings dialog."""
         if self.settings_dialog is not None and self.settings_dialog.isVisible():
@@ -208,7 +213,7 @@ class AvaTrayApp:
         """Run `engine` on the loop and render every snapshot it publishes."""
         self.engine = engine
         engine.toolbox.registry.consent = TrayConsentAsker()
-        engine.toolbox.reminders.notifier = _TrayNotifier(self.ui)
+        engine.notifier = _TrayNotifier(self.ui)
         watch_network(engine.network_changed)
         engine.subscribe(self.ui.show_snapshot)
         self.engine_task = asyncio.ensure_future(engine.run())

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -24,12 +24,16 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from ava_tray import keystore
 from ava_tray.audio.echo import AUDIO_MODE_LABELS
+from ava_tray.realtime.models import MODELS, REASONING_EFFORTS
+from ava_tray.realtime.providers import PROVIDER_LABELS
 from ava_tray.settings import AUDIO_MODES, VOICES, Settings
 from ava_tray.ui.connection_check import ConnectionCheck, check_connection
 
@@ -38,7 +42,6 @@ logger = logging.getLogger(__name__)
 WINDOW_TITLE = "AVA · Settings"
 SYSTEM_DEFAULT = "System default"
 LOOKING_FOR_DEVICES = "Looking for audio devices…"
-MODELS = ("gpt-realtime", "gpt-realtime-mini")
 
 DeviceLister = Callable[[], tuple[list[str], list[str]]]
 
@@ -50,6 +53,15 @@ def _default_devices() -> tuple[list[str], list[str]]:
         logger.warning("cannot list audio devices: %s", exc)
         return [], []
     return list_devices()
+
+
+def _form(*rows: tuple[str, QWidget]) -> QWidget:
+    """A page of labelled fields for one tab."""
+    page = QWidget()
+    form = QFormLayout(page)
+    for label, field in rows:
+        form.addRow(label, field)
+    return page
 
 
 class _DeviceListing(QObject):
@@ -129,11 +141,42 @@ class SettingsDialog(QDialog):
         layout.addWidget(key_box)
 
         # -- the session -----------------------------------------------------------------------------
-        form = QFormLayout()
         self.model_box = QComboBox(self)
-        self.model_box.setEditable(True)
-        self.model_box.addItems(list(MODELS))
+        self.model_box.setEditable(True)  # an Azure deployment has a name of its own
+        for model in MODELS:
+            self.model_box.addItem(model.name)
+            self.model_box.setItemData(self.model_box.count() - 1, model.label, Qt.ItemDataRole.ToolTipRole)
         self.model_box.setCurrentText(settings.model)
+        self.model_box.setToolTip("The Realtime model; for Azure OpenAI, the name of your deployment.")
+        self.reasoning_box = QComboBox(self)
+        self.reasoning_box.addItems(list(REASONING_EFFORTS))
+        self.reasoning_box.setCurrentText(settings.reasoning_effort)
+        self.reasoning_box.setToolTip("How much a reasoning model (2 and 2.1) thinks before it speaks; time to "
+                                      "first audio roughly doubles at high. Other models ignore it.")
+        self.provider_box = QComboBox(self)
+        self.provider_box.addItem("Automatic (from the URL)", "automatic")
+        for provider, label in PROVIDER_LABELS.items():
+            self.provider_box.addItem(label, provider.value)
+        self.provider_box.setCurrentIndex(max(0, self.provider_box.findData(settings.provider)))
+        self.budget_box = QDoubleSpinBox(self)
+        self.budget_box.setRange(0.0, 10_000.0)
+        self.budget_box.setDecimals(2)
+        self.budget_box.setPrefix("$ ")
+        self.budget_box.setSpecialValueText("No daily budget")
+        self.budget_box.setValue(settings.daily_budget)
+        self.budget_box.setToolTip("At 80 % AVA tells you; at 100 % it pauses until tomorrow (or until you go on).")
+        self.context_box = QSpinBox(self)
+        self.context_box.setRange(0, 1_000_000)
+        self.context_box.setSingleStep(1000)
+        self.context_box.setSpecialValueText("The model's own limit")
+        self.context_box.setSuffix(" tokens")
+        self.context_box.setValue(settings.context_limit_tokens)
+        self.context_box.setToolTip("A long day's conversation is trimmed to this many tokens after the "
+                                    "instructions, so every turn's cost stays bounded.")
+        self.prices_edit = QPlainTextEdit(settings.prices, self)
+        self.prices_edit.setFixedHeight(60)
+        self.prices_edit.setPlaceholderText('Only for Azure or custom prices, USD per million tokens: '
+                                            '{"my-deployment": {"audio_in": 32, "audio_out": 64}}')
         self.voice_box = QComboBox(self)
         self.voice_box.addItems(list(VOICES))
         self.voice_box.setCurrentText(settings.voice if settings.voice in VOICES else VOICES[0])
@@ -159,17 +202,18 @@ class SettingsDialog(QDialog):
         self.delay_expired = self._delay_box(settings.delay_session_expired)
         self.delay_lost = self._delay_box(settings.delay_connection_lost)
         self.delay_other = self._delay_box(settings.delay_other)
-        form.addRow("Model:", self.model_box)
-        form.addRow("Voice:", self.voice_box)
-        form.addRow("Instructions:", self.instructions_edit)
-        form.addRow("Endpoint URL:", self.url_edit)
-        form.addRow("Microphone:", self.input_box)
-        form.addRow("Speaker:", self.output_box)
-        form.addRow("Audio:", self.audio_mode_box)
-        form.addRow("Reconnect after expiry:", self.delay_expired)
-        form.addRow("Reconnect after a drop:", self.delay_lost)
-        form.addRow("Reconnect after other errors:", self.delay_other)
-        layout.addLayout(form)
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(_form(("Model:", self.model_box), ("Reasoning effort:", self.reasoning_box),
+                               ("Voice:", self.voice_box), ("Instructions:", self.instructions_edit),
+                               ("Endpoint URL:", self.url_edit), ("Provider:", self.provider_box)), "Session")
+        self.tabs.addTab(_form(("Microphone:", self.input_box), ("Speaker:", self.output_box),
+                               ("Audio:", self.audio_mode_box)), "Audio")
+        self.tabs.addTab(_form(("Daily budget:", self.budget_box), ("Context limit:", self.context_box),
+                               ("Prices:", self.prices_edit)), "Cost")
+        self.tabs.addTab(_form(("Reconnect after expiry:", self.delay_expired),
+                               ("Reconnect after a drop:", self.delay_lost),
+                               ("Reconnect after other errors:", self.delay_other)), "Reconnect")
+        layout.addWidget(self.tabs)
 
         self.error_label = QLabel(self)
         self.error_label.setWordWrap(True)
@@ -306,6 +350,11 @@ class SettingsDialog(QDialog):
             delay_session_expired=self.delay_expired.value(),
             delay_connection_lost=self.delay_lost.value(),
             delay_other=self.delay_other.value(),
+            reasoning_effort=self.reasoning_box.currentText(),
+            provider=str(self.provider_box.currentData() or "automatic"),
+            daily_budget=self.budget_box.value(),
+            context_limit_tokens=self.context_box.value(),
+            prices=self.prices_edit.toPlainText().strip(),
         )
 
     def show_error(self, text: str) -> None:

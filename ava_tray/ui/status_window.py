@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ava_tray.status import Snapshot, TrayStatus, format_age
+from ava_tray.status import Snapshot, TrayStatus, format_age, spend_text
 from ava_tray.supervisor import Connected
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ NO_TRAY_NOTE = ("No system tray was found on this desktop, so AVA shows this win
 class StatusWindow(QWidget):
     """Renders a snapshot (with its `TrayStatus` words); its buttons call the given actions."""
 
-    def __init__(self, *, restart: Callable[[], None], settings: Callable[[], None],
+    def __init__(self, *, restart: Callable[[], None], step: Callable[[], None], settings: Callable[[], None],
                  history: Callable[[], None], set_muted: Callable[[bool], None], quit_app: Callable[[], None],
                  standalone: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,13 +54,19 @@ class StatusWindow(QWidget):
         self.last_cause = QLabel(self)
         self.last_cause.setWordWrap(True)
         self.echo_state = QLabel("—", self)
+        self.spend = QLabel("—", self)
 
         facts = QFormLayout()
         facts.addRow("Session:", self.session_age)
         facts.addRow("Reconnects today:", self.reconnects_today)
         facts.addRow("Last cause:", self.last_cause)
         facts.addRow("Echo cancellation:", self.echo_state)
+        facts.addRow("Spend (estimate):", self.spend)
 
+        self.step_button = QPushButton(self)
+        """The one step out of the current state ("Use gpt-realtime-2.1", "Go on anyway"); hidden when none."""
+        self.step_button.clicked.connect(step)
+        self.step_button.setVisible(False)
         self.restart_button = QPushButton("Restart now", self)
         self.settings_button = QPushButton("Settings…", self)
         self.history_button = QPushButton("History…", self)
@@ -68,7 +74,7 @@ class StatusWindow(QWidget):
         self.settings_button.clicked.connect(settings)
         self.history_button.clicked.connect(history)
         buttons = QHBoxLayout()
-        for button in (self.restart_button, self.settings_button, self.history_button):
+        for button in (self.step_button, self.restart_button, self.settings_button, self.history_button):
             buttons.addWidget(button)
 
         layout = QVBoxLayout(self)
@@ -115,6 +121,12 @@ class StatusWindow(QWidget):
             self.last_cause.setText(f"{last.message} ({stamp})")
         # on / off (headphones) / unavailable: half-duplex, as the last opened audio devices decided.
         self.echo_state.setText(snapshot.echo or "— (decided when the audio devices open)")
+        spend = f"today {spend_text(snapshot.spend_today)}"
+        if snapshot.budget_usd > 0:
+            spend += f" of {spend_text(snapshot.budget_usd)}"
+        self.spend.setText(f"{spend} · this month {spend_text(snapshot.spend_month)}")
+        self.step_button.setText(status.action or "")
+        self.step_button.setVisible(status.action is not None)
         self.restart_button.setEnabled(status.can_restart)
         self.mute_box.setEnabled(status.can_mute)
         if self.mute_box.isChecked() != muted:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 from ava_tray.clock import Clock
 from ava_tray.history import ReconnectHistory
 from ava_tray.status import Notice, NotificationPolicy, Snapshot, TrayStatus, describe
+from ava_tray.supervisor import Error
 from ava_tray.ui import autostart
 from ava_tray.ui.history_window import HistoryWindow
 from ava_tray.ui.icons import StateIcons, app_icon, prefers_dark
@@ -39,6 +40,8 @@ class TrayHost(Protocol):
     def history(self) -> ReconnectHistory: ...
 
     def restart_now(self) -> None: ...
+
+    def take_status_action(self) -> None: ...
 
     def set_muted(self, muted: bool) -> None: ...
 
@@ -78,6 +81,9 @@ class TrayUI(QObject):
         self.status_action = self.menu.addAction("AVA")
         self.status_action.setEnabled(False)
         self.menu.addSeparator()
+        self.status_step = self._action("", host.take_status_action)
+        """The one step out of the current state (`TrayStatus.action`): hidden when there is none."""
+        self.status_step.setVisible(False)
         self.restart_action = self._action("Restart now", host.restart_now)
         self.mute_action = QAction("Mute microphone", self.menu)
         self.mute_action.setCheckable(True)
@@ -98,8 +104,10 @@ class TrayUI(QObject):
         self.quit_action = self._action("Quit", host.quit)
         self.tray.setContextMenu(self.menu)
         self.tray.activated.connect(self._on_activated)
+        self.tray.messageClicked.connect(self._on_message_clicked)
 
-        self.status_window = StatusWindow(restart=host.restart_now, settings=host.show_settings,
+        self.status_window = StatusWindow(restart=host.restart_now, step=host.take_status_action,
+                                          settings=host.show_settings,
                                           history=self.show_history, set_muted=host.set_muted,
                                           quit_app=host.quit, standalone=not tray_available)
         self.status_window.setWindowIcon(app_icon())
@@ -187,6 +195,8 @@ class TrayUI(QObject):
             self._tooltip = status.tooltip
             self.tray.setToolTip(status.tooltip)
         self.status_action.setText(status.status_line)
+        self.status_step.setVisible(status.action is not None)
+        self.status_step.setText(status.action or "")
         self.restart_action.setEnabled(status.can_restart)
         self.mute_action.setEnabled(status.can_mute)
         if self.mute_action.isChecked() != muted:
@@ -208,6 +218,13 @@ class TrayUI(QObject):
 
     def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
+            self.show_status_window()
+
+    def _on_message_clicked(self) -> None:
+        """A click on a notification: take the step it offers (use another model), else show the status."""
+        if self.status is not None and self.status.action is not None and isinstance(self.snapshot.state, Error):
+            self.host.take_status_action()
+        else:
             self.show_status_window()
 
     def _on_mute_toggled(self, checked: bool) -> None:

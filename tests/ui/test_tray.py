@@ -34,6 +34,9 @@ class FakeHost:
     def restart_now(self) -> None:
         self.calls.append("restart")
 
+    def take_status_action(self) -> None:
+        self.calls.append("step")
+
     def set_muted(self, muted: bool) -> None:
         self.muted = muted
         self.calls.append(f"mute={muted}")
@@ -131,7 +134,7 @@ def test_menu_items_are_enabled_only_where_they_make_sense(ui: TrayUI, clock: Ma
     assert not ui.restart_action.isEnabled() and not ui.mute_action.isEnabled()
     assert not ui.status_window.restart_button.isEnabled()
     assert all(action.isEnabled() for action in always)
-    texts = [a.text() for a in ui.menu.actions() if not a.isSeparator()]
+    texts = [a.text() for a in ui.menu.actions() if not a.isSeparator() and a.isVisible()]
     assert texts[1:] == ["Restart now", "Mute microphone", "Status…", "Reconnect history…", "Memory…",
                          "Settings…", "Start at login", "Quit"]
 
@@ -187,3 +190,21 @@ def test_the_error_icon_is_up_before_its_notification(ui: TrayUI, clock: ManualC
     assert ("notify", "error", 0) in seen
     assert seen.index(("notify", "error", 0)) > seen.index(("Error", "error", 0))
     assert all(icon == ICON_NAMES_BY_STATE[state] for state, icon, _ in seen if state in ICON_NAMES_BY_STATE)
+
+
+def test_a_refused_model_and_a_budget_pause_offer_their_one_step(ui: TrayUI, clock: ManualClock) -> None:
+    refused = SessionEnding(Cause.FATAL, "The server refused the model gpt-realtime (HTTP 404 at the handshake). "
+                            "Use gpt-realtime-2.1 instead.", error_code="model_refused", use_model="gpt-realtime-2.1")
+    set_state(ui, Error(refused, 1))
+    assert ui.status_step.isVisible() and ui.status_step.text() == "Use gpt-realtime-2.1"
+    assert ui.status_window.step_button.text() == "Use gpt-realtime-2.1"
+    assert "Click here to use gpt-realtime-2.1" in ui.notices[-1].message
+    ui.tray.messageClicked.emit()  # a click on the notification takes the step
+    ui.status_step.trigger()
+    assert ui.host.calls == ["step", "step"]  # type: ignore[attr-defined]
+    set_state(ui, Paused("today's budget of $2.00 is spent"))
+    assert ui.status is not None and ui.status.icon_name == "paused"
+    assert ui.status_step.text() == "Go on anyway" and not ui.restart_action.isEnabled()
+    assert ui.tray.toolTip() == "AVA · Paused: today's budget of $2.00 is spent"
+    set_state(ui, Connected(1, clock.monotonic()))
+    assert not ui.status_step.isVisible()

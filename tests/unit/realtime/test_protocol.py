@@ -220,7 +220,8 @@ def test_a_response_is_running_from_created_to_done() -> None:
     assert not protocol.response_active
     assert protocol.receive({"type": "response.created", "response": {}}) == [ResponseStarted()]
     assert protocol.response_active
-    assert protocol.receive({"type": "response.done", "response": {"status": "cancelled"}}) == [ResponseFinished()]
+    cancelled = {"type": "response.done", "response": {"status": "cancelled"}}
+    assert protocol.receive(cancelled) == [ResponseFinished("cancelled")]
     assert not protocol.response_active
 
 
@@ -313,3 +314,30 @@ def test_saying_something_is_a_system_message_and_a_response() -> None:
     message, _ = events_sent = sent(protocol)
     assert kinds(events_sent) == ["item:message", "response.create"]
     assert message["item"]["role"] == "system" and "stretch" in message["item"]["content"][0]["text"]
+
+
+def test_usage_is_reported_and_a_server_error_renews_the_session_once() -> None:
+    from ava_tray.pricing import Usage
+    from ava_tray.realtime.protocol import RenewSession, Used
+
+    protocol = opened()
+    done = {"type": "response.done", "response": {"status": "completed", "usage": {
+        "input_tokens": 30, "output_tokens": 20, "input_token_details": {"text_tokens": 10, "audio_tokens": 20},
+        "output_token_details": {"text_tokens": 5, "audio_tokens": 15}}}}
+    assert protocol.receive(done) == [ResponseFinished(), Used(Usage(text_in=10, audio_in=20, text_out=5,
+                                                                     audio_out=15))]
+    heard = {"type": "conversation.item.input_audio_transcription.completed", "transcript": "hi",
+             "usage": {"type": "duration", "seconds": 2.0}}
+    assert protocol.receive(heard) == [Heard("user", "hi"), Used(Usage(transcription_seconds=2.0))]
+    failed = {"type": "response.done", "response": {"status": "failed", "status_details": {
+        "type": "failed", "error": {"type": "server_error", "code": "server_error"}}}}
+    assert protocol.receive(failed) == [ResponseFinished("failed", "server_error"), RenewSession("server_error")]
+    error = {"type": "error", "error": {"type": "server_error", "code": "server_error", "message": "boom"}}
+    assert protocol.receive(error) == [ServerError("server_error", "boom")], "renewed once, not at every failure"
+
+
+def test_a_refused_model_is_fatal_whatever_code_the_server_gives() -> None:
+    protocol = opened()
+    refused = {"type": "error", "error": {"type": "invalid_request_error", "code": "invalid_value",
+                                          "param": "session.model", "message": "Unknown model."}}
+    assert protocol.receive(refused) == [ServerError("invalid_model", "Unknown model."), Fatal("invalid_model")]

@@ -27,11 +27,11 @@ def slow_network_for_the_next_session(monkeypatch: pytest.MonkeyPatch, voice: Fa
     must be held during the handover and reach the new session (on loopback it would open too soon)."""
     open_connection = session_module.open_connection
 
-    async def slowly(*args: Any) -> Any:
+    async def slowly(*args: Any, **kwargs: Any) -> Any:
         captured = len(voice.captured)
         await wait_until(lambda: len(voice.captured) >= captured + HELD_BLOCKS, timeout=2,
                          what="blocks captured during the handover")
-        return await open_connection(*args)
+        return await open_connection(*args, **kwargs)
 
     monkeypatch.setattr(session_module, "open_connection", slowly)
 

@@ -1,7 +1,8 @@
 """`ava-tray --self-test`: a headless check that an install (frozen or not) has what AVA needs.
 
-One line per check (OK / INFO / WARN / FAIL and a detail), printed as it finishes; the exit code is 1 if
-any check failed. Every exception becomes a FAIL line: no traceback reaches the user.
+One line per check and per optional capability (`ava_tray.capabilities`): OK / INFO / WARN / FAIL and a
+detail, printed as it finishes; the exit code is 1 if any check failed. Every exception becomes a FAIL line:
+no traceback reaches the user.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import logging
 import os
 import platform
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO
 
 from ava_tray import __version__
+from ava_tray.capabilities import PROBES, Capability, CapabilityBroken
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +68,11 @@ def _request_platform() -> str:
 
 
 def check_qt() -> list[CheckResult]:
-    """Load the Qt platform plugin (offscreen without a display), then the tray host and SVG icons."""
+    """Load the Qt platform plugin (offscreen without a display), then the SVG icons. (How the tray icon reaches
+    the desktop is a capability: see `ava_tray.capabilities`.)"""
     wanted = _request_platform()
     import PySide6
-    from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+    from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(["ava-tray", "--self-test"])
     assert isinstance(app, QApplication)
@@ -81,12 +83,6 @@ def check_qt() -> list[CheckResult]:
                                    f"back to '{name}'); see Qt's message on stderr"))
     else:
         results.append(CheckResult("OK", "qt platform", f"{name} (Qt {PySide6.__version__})"))
-    if name == "offscreen":
-        results.append(CheckResult("INFO", "system tray", "not checked without a display"))
-    elif QSystemTrayIcon.isSystemTrayAvailable():
-        results.append(CheckResult("OK", "system tray", "a tray host is running"))
-    else:
-        results.append(CheckResult("WARN", "system tray", "no tray host on this desktop: AVA's icon will not show"))
     results.append(check_icons())
     return results
 
@@ -134,19 +130,6 @@ def check_text_services() -> CheckResult:
                        f"collation, time-zone names ({name}), {len(LEGACY_ENCODINGS)} legacy encodings")
 
 
-def check_keyring() -> CheckResult:
-    """The keyring backend; the fail backend is a warning (AVA then needs OPENAI_API_KEY)."""
-    from ava_tray import keystore
-
-    name = keystore.backend_name()
-    if name.startswith("keyring.backends.fail."):
-        try:
-            keystore.stored_key()
-        except keystore.KeyStoreError as exc:
-            return CheckResult("WARN", "keyring", f"{name}: {exc}")
-    return CheckResult("OK", "keyring", name)
-
-
 def check_portaudio() -> CheckResult:
     """PortAudio loads, and from where (in a frozen build: the bundled copy)."""
     try:
@@ -167,27 +150,6 @@ def check_devices() -> CheckResult:
     if not inputs or not outputs:
         return CheckResult("WARN", "audio devices", f"{detail}: AVA needs a microphone and a speaker")
     return CheckResult("OK", "audio devices", f"{detail} (e.g. {inputs[0]!r} / {outputs[0]!r})")
-
-
-def check_echo_cancellation() -> CheckResult:
-    """Load WebRTC's audio processing module (bundled with `livekit`) and cancel a synthetic echo with it.
-
-    Unavailable is a warning, not a failure: AVA then runs half-duplex (the microphone is muted while it
-    speaks), which works but cannot be interrupted.
-    """
-    from ava_tray.audio import echo
-
-    problem = echo.load_error()
-    if problem is not None:
-        return CheckResult("WARN", "echo cancellation", f"{echo.STATE_UNAVAILABLE} (the audio processing "
-                           f"library did not load: {problem})")
-    began = time.perf_counter()
-    removed = echo.measure_echo_removal()
-    took = time.perf_counter() - began
-    if removed < 20.0:
-        raise SelfTestFailure(f"the echo canceller removed only {removed:.1f} dB of a synthetic echo")
-    return CheckResult("OK", "echo cancellation", f"active: {removed:.0f} dB of a synthetic 60 ms echo removed "
-                       f"(4 s of audio processed in {took * 1000:.0f} ms)")
 
 
 def check_session() -> CheckResult:
@@ -257,22 +219,30 @@ async def _expect(websocket: Any, type_: str) -> dict[str, Any]:
 # --- running ---------------------------------------------------------------------------------------
 
 
+def _capability_check(name: str, probe: Callable[[], Capability]) -> Callable[[], CheckResult]:
+    def check() -> CheckResult:
+        capability = probe()
+        return CheckResult(capability.status, name, capability.detail)
+
+    return check
+
+
 CHECKS: tuple[tuple[str, Callable[[], CheckResult | list[CheckResult]]], ...] = (
     ("qt platform", check_qt),
     ("text services", check_text_services),
-    ("keyring", check_keyring),
     ("portaudio", check_portaudio),
     ("audio devices", check_devices),
-    ("echo cancellation", check_echo_cancellation),
+    *((name, _capability_check(name, probe)) for name, probe in PROBES),
     ("simulated session", check_session),
 )
+"""The basics first, then one line per optional capability (`capabilities.PROBES`), then a whole session."""
 
 
 def _run(name: str, check: Callable[[], CheckResult | list[CheckResult]]) -> list[CheckResult]:
     """Run one check; any exception becomes a FAIL line with its message."""
     try:
         result = check()
-    except SelfTestFailure as exc:
+    except (SelfTestFailure, CapabilityBroken) as exc:
         return [CheckResult("FAIL", name, str(exc))]
     except Exception as exc:
         logger.debug("self-test check %s raised", name, exc_info=True)

@@ -146,17 +146,29 @@ build_linux() {
     printf '%s\n' "$control" >"$root/DEBIAN/control"
     dpkg-deb --root-owner-group -Zxz -z6 --build "$root" "$deb" >/dev/null
 
-    local seconds unpacked
+    local seconds unpacked packed
     seconds=$(elapsed)
     unpacked=$(du -sb "$bundle" | cut -f1)
+    packed=$(stat -c %s "$tarball")
     echo "build: figures for ava-tray $version ($arch)"
-    printf '  %-28s %6.1f MB  (%s bytes, du -sb)\n' "bundle unpacked" "$(mb "$unpacked")" "$unpacked"
-    printf '  %-28s %6.1f MB  %s\n' "tar.gz" "$(mb "$(stat -c %s "$tarball")")" "$tarball"
+    printf '  %-28s %6.1f MB  (%s bytes, du -sb; %s)\n' "bundle unpacked" "$(mb "$unpacked")" "$unpacked" \
+        "$(goal "$unpacked" "$MAX_UNPACKED_MB")"
+    printf '  %-28s %6.1f MB  (%s) %s\n' "tar.gz" "$(mb "$packed")" "$(goal "$packed" "$MAX_TARBALL_MB")" "$tarball"
     printf '  %-28s %6.1f MB  %s\n' ".deb" "$(mb "$(stat -c %s "$deb")")" "$deb"
     printf '  %-28s %6s s\n' "build time" "$seconds"
 }
 
+# The size goals (tests/packaging/test_installed.py asserts them too), in MB of 10^6 bytes.
+MAX_UNPACKED_MB=150
+MAX_TARBALL_MB=60
+
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1000000 }'; }
+
+# goal BYTES LIMIT_MB: "goal <= N MB, M MB to spare", or a warning that the goal is missed.
+goal() {
+    awk -v b="$1" -v g="$2" 'BEGIN { d = g - b / 1000000
+        if (d >= 0) printf "goal <= %d MB, %.1f MB to spare", g, d; else printf "OVER the goal of %d MB by %.1f MB", g, -d }'
+}
 
 # --- macOS and Windows -------------------------------------------------------------------------------
 

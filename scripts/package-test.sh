@@ -4,7 +4,9 @@
 # The acceptance test of the packaging (tests/packaging/, marked e2e): builds the bundle, tar.gz and .deb
 # with scripts/build.sh into a temporary folder (or uses AVA_PACKAGE_DEB / AVA_PACKAGE_TARBALL), installs
 # the .deb with dpkg and removes it afterwards, runs `ava-tray --self-test` and the tray app (Xvfb + trayer)
-# with the system's libportaudio2 hidden, and prints the sizes, build time and launch-to-icon time.
+# with the system's libportaudio2 hidden, compares the installed self-test's capabilities with the development
+# run's, checks the tray over StatusNotifierItem on a private D-Bus, and prints the sizes, build time and
+# launch-to-icon time.
 # Screenshots and figures: artifacts/package-test/. Needs root or passwordless sudo. `bash scripts/test.sh`
 # runs the same tests as part of the whole suite.
 set -euo pipefail

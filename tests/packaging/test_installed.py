@@ -25,6 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import tray_sni
+from desktop_bus import Desktop, dbus_daemon_available, keyring_daemon_available, private_session_bus
+
+from ava_tray import capabilities
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # the first build compiles numpy
 
@@ -228,7 +232,7 @@ def test_installed_self_test_without_system_portaudio(installed: Path, tmp_path:
     portaudio = next(line for line in result.stdout.splitlines() if " portaudio: " in line)
     assert portaudio.startswith("OK") and f"({installed}/_internal/libportaudio.so.2)" in portaudio
     assert re.search(r"^OK +simulated session: .*completed", result.stdout, re.M)
-    assert re.search(r"^OK +echo cancellation: active: \d+ dB", result.stdout, re.M), "the bundled livekit_ffi loads"
+    assert re.search(r"^OK +echo cancellation: on; \d+ dB", result.stdout, re.M), "the bundled livekit_ffi loads"
     assert "frozen at /opt/ava-tray/_internal" in result.stdout
 
 
@@ -315,3 +319,70 @@ def test_installed_tray_icon_appears(installed: Path, tmp_path: Path) -> None:
     assert "Traceback" not in output, output
     assert colours > 4, f"the icon's rectangle looks empty in {shot}"
     assert shown_after < 5 * MAX_ICON_SECONDS, "far slower than the launch goal"
+
+
+# --- the installed app is the whole app ---------------------------------------------------------------
+
+
+@pytest.fixture
+def desktop(tmp_path: Path) -> Iterator[Desktop]:
+    """A desktop on a private session bus: a StatusNotifierWatcher with a host, notifications, gnome-keyring."""
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("no X display: run through `bash scripts/with-services.sh`")
+    if not (dbus_daemon_available() and keyring_daemon_available()):
+        pytest.skip("dbus-daemon, dbus-send and gnome-keyring-daemon are needed")
+    with private_session_bus(tmp_path / "bus", keyring=True) as address:
+        desktop = Desktop(address)
+        try:
+            yield desktop
+        finally:
+            desktop.close()
+
+
+def _capabilities(result: subprocess.CompletedProcess[str]) -> dict[str, tuple[str, str]]:
+    """The self-test's capability lines as {name: (status, detail)}."""
+    names = {name for name, _probe in capabilities.PROBES}
+    found = {}
+    for line in result.stdout.splitlines():
+        match = re.match(r"^(OK|INFO|WARN|FAIL) +([^:]+): (.*)$", line)
+        if match and match.group(2) in names:
+            found[match.group(2)] = (match.group(1), match.group(3))
+    return found
+
+
+def test_installed_has_every_capability_of_the_development_run(installed: Path, desktop: Desktop,
+                                                                tmp_path: Path) -> None:
+    """The same self-test on the same desktop, from source and installed: every optional capability the
+    development run has (same backend, same protocol), the installed app has too."""
+    env = tray_sni.isolated_env(dict(os.environ), tmp_path / "home", desktop.address)
+    runs = {}
+    for kind, command in (("development", tray_sni.dev_command()), ("installed", [str(COMMAND)])):
+        result = subprocess.run([*command, "--self-test"], env=env, capture_output=True, text=True, timeout=120,
+                                check=False)
+        _record(f"self-test-{kind}.txt", result.stdout + result.stderr)
+        assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+        runs[kind] = _capabilities(result)
+    dev, frozen = runs["development"], runs["installed"]
+    print("\n" + "\n".join(f"{name}: development {dev[name]}, installed {frozen.get(name)}" for name in dev))
+    assert set(dev) == {name for name, _probe in capabilities.PROBES}, dev
+    # The desktop offers all of them, so the development run must have all of them (else this test proves nothing).
+    assert all(status == "OK" for status, _detail in dev.values()), dev
+    assert capabilities.value_of(dev["tray protocol"][1]) == "StatusNotifierItem"
+    lacking = [f"{name}: the development run has {dev[name][1]!r}, the installed app "
+               f"{frozen[name][0] + ' ' + frozen[name][1] if name in frozen else 'no line'!r}"
+               for name in dev
+               if name not in frozen or frozen[name][0] != "OK"
+               or capabilities.value_of(frozen[name][1]) != capabilities.value_of(dev[name][1])]
+    assert not lacking, "the installed app lacks capabilities the development run has:\n" + "\n".join(lacking)
+
+
+@pytest.mark.x11
+def test_installed_tray_over_status_notifier_item(installed: Path, desktop: Desktop, tmp_path: Path) -> None:
+    """The installed app on a KDE/GNOME/Ubuntu-style desktop: the same checks as tests/e2e/test_tray_sni.py."""
+    env = tray_sni.isolated_env(dict(os.environ), tmp_path / "home", desktop.address)
+    observed = tray_sni.check_demo([str(COMMAND)], env, tmp_path, desktop)
+    tray_sni.check_rejected_key([str(COMMAND)], env, tmp_path, desktop, observed)
+    figures = (f"installed app, StatusNotifierItem: registered {observed.registered_after_s:.2f} s after launch; "
+               f"tooltips seen: {observed.tooltips}")
+    print(f"\n{figures}")
+    _record("sni-figures.txt", figures + "\n")

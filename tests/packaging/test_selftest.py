@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from desktop_bus import Desktop, dbus_daemon_available, private_session_bus
 
 REPO = Path(__file__).resolve().parents[2]
-CHECK_NAMES = ("qt platform", "system tray", "icons", "text services", "keyring", "portaudio", "audio devices",
-               "echo cancellation", "simulated session")
+CHECK_NAMES = ("qt platform", "icons", "text services", "portaudio", "audio devices", "network information",
+               "tray protocol", "notifications", "keyring", "echo cancellation", "simulated session")
 
 # PortAudio made unreachable the way a machine without libportaudio2 sees it: sounddevice's lookup
 # (ctypes.util.find_library("portaudio")) finds nothing.
@@ -24,11 +26,13 @@ sys.exit(main(["--self-test"]))
 """
 
 
-def run_self_test(tmp_path: Path, *, display: str | None = None, code: str | None = None,
+def run_self_test(tmp_path: Path, *, display: str | None = None, code: str | None = None, bus: str | None = None,
                   timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HOME=str(tmp_path))
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         env.pop(name, None)
+    if bus is not None:
+        env["DBUS_SESSION_BUS_ADDRESS"] = bus
     if display is not None:
         env["DISPLAY"] = display
     args = [sys.executable, "-c", code] if code else [sys.executable, "-m", "ava_tray", "--self-test"]
@@ -57,17 +61,21 @@ def test_headless_self_test_passes(tmp_path: Path) -> None:
     assert result.stdout.startswith("AVA Tray ")
     assert list(lines) == list(CHECK_NAMES)
     assert lines["qt platform"][0] == "OK" and lines["qt platform"][1].startswith("offscreen")
-    assert lines["system tray"] == ("INFO", "not checked without a display")
     assert lines["icons"][0] == "OK"
     assert lines["text services"] == ("OK", "collation, time-zone names (Central European Standard Time), "
                                             "8 legacy encodings")
+    assert lines["portaudio"][0] == "OK" and "PortAudio" in lines["portaudio"][1]
+    assert lines["audio devices"][0] in ("OK", "WARN")
+    status, detail = lines["network information"]  # the dev venv's Qt has the glib backend; libglib is installed
+    assert status == "OK" and re.match(r"glib; QNetworkInformation, reachability \w+$", detail), detail
+    assert lines["tray protocol"] == ("INFO", "none; not checked without a display")
+    assert lines["notifications"] == ("INFO", "none; no tray icon to notify from: notices show in the status "
+                                              "window only")
     assert lines["keyring"][0] in ("OK", "WARN")
     if lines["keyring"][0] == "WARN":  # the fail backend: keystore's sentence, not a failure
         assert "keyring.backends.fail" in lines["keyring"][1] and "OPENAI_API_KEY" in lines["keyring"][1]
-    assert lines["portaudio"][0] == "OK" and "PortAudio" in lines["portaudio"][1]
-    assert lines["audio devices"][0] in ("OK", "WARN")
     status, detail = lines["echo cancellation"]
-    assert status == "OK" and detail.startswith("active: ") and "dB of a synthetic 60 ms echo removed" in detail
+    assert status == "OK" and detail.startswith("on; ") and "dB of a synthetic 60 ms echo removed" in detail
     assert int(detail.split()[1]) >= 40
     status, detail = lines["simulated session"]
     assert status == "OK" and "completed" in detail and "closed 1000" in detail
@@ -81,7 +89,7 @@ def test_missing_echo_library_is_a_warning_half_duplex(tmp_path: Path, monkeypat
     assert result.returncode == 0, result.stdout + result.stderr
     assert_no_traceback(result)
     status, detail = lines["echo cancellation"]
-    assert status == "WARN" and detail.startswith("unavailable: half-duplex (the audio processing library did not load")
+    assert status == "WARN" and detail.startswith("unavailable: half-duplex; the audio processing library did not load")
 
 
 def test_missing_portaudio_is_a_failure_with_a_sentence(tmp_path: Path) -> None:
@@ -116,4 +124,25 @@ def test_on_a_display_with_a_tray(tmp_path: Path) -> None:
     lines = report(result)
     assert result.returncode == 0, result.stdout + result.stderr
     assert lines["qt platform"][1].startswith("xcb ")
-    assert lines["system tray"] == ("OK", "a tray host is running")
+    # with-services' bus has no StatusNotifierWatcher: trayer embeds the icon, Qt draws the balloons
+    assert lines["tray protocol"][0] == "OK" and lines["tray protocol"][1].startswith("XEmbed; ")
+    assert lines["notifications"][0] == "OK" and lines["notifications"][1].startswith("balloons; ")
+
+
+@pytest.mark.x11
+def test_on_a_desktop_with_a_status_notifier_watcher(tmp_path: Path) -> None:
+    """KDE/GNOME/Ubuntu's way: the self-test's icon reaches the desktop's watcher; notifications go over D-Bus."""
+    if not os.environ.get("DISPLAY") or not dbus_daemon_available():
+        pytest.skip("needs an X display and dbus-daemon: run through `bash scripts/with-services.sh`")
+    with private_session_bus(tmp_path / "bus") as address:
+        desktop = Desktop(address)
+        try:
+            result = run_self_test(tmp_path, display=os.environ["DISPLAY"], bus=address)
+        finally:
+            desktop.close()
+    lines = report(result)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lines["tray protocol"] == ("OK", "StatusNotifierItem; over D-Bus: the desktop's StatusNotifierWatcher "
+                                            "listed AVA's item")
+    assert len(desktop.items) == 1, desktop.items
+    assert lines["notifications"] == ("OK", "org.freedesktop.Notifications; test-desktop 1.0 from ava-tray tests")

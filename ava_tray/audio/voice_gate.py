@@ -33,8 +33,10 @@ STREAM_GAP_S = 1.0
 restarted): the held audio is from before the gap and is not sent as pre-roll."""
 WARM_UP_WINDOWS = 4
 """Windows of recent audio the detector hears again when it wakes, so its state is of this moment."""
-AWAKE_AFTER_LOUD_S = 0.3
+AWAKE_AFTER_LOUD_S = 0.15
 """How long the detector keeps running after the last window that stood out from the background."""
+LOUD_WINDOWS_TO_WAKE = 2
+"""Windows in a row that must stand out from the background to wake the detector (a key click fills one)."""
 NOISE_FLOOR_MEMORY_S = 3.0
 """The background level is the quietest window of about this long (minimum statistics)."""
 
@@ -167,8 +169,10 @@ class VoiceGate:
         self._unanalysed: list[npt.NDArray[np.int16]] = []
         self._unanalysed_size = 0
         self._awake_until = 0
+        self._loud_run = 0
         self._dozing = True
-        self._recent: deque[FloatArray] = deque(maxlen=WARM_UP_WINDOWS)
+        self._recent: deque[tuple[FloatArray, int]] = deque(maxlen=WARM_UP_WINDOWS)
+        """The last windows and where they end, for the detector to hear again when it wakes."""
         self._background = BackgroundLevel(segment_windows)
         self._reset_stream()
 
@@ -267,31 +271,39 @@ class VoiceGate:
         window_end = self._position - rest.size - whole
         for window in windows:
             window_end += self._window
-            if self._is_speech(window, window_end):
+            voice_start = self._judge(window, window_end)
+            if voice_start is not None:
                 self._last_voice_end = window_end
                 self.last_speech_at = captured_at
                 if self._open_from is None:
-                    self._open(window_end - self._window)
+                    self._open(voice_start)
 
-    def _is_speech(self, window: FloatArray, window_end: int) -> bool:
-        """The detector's verdict on one window, run only while awake (the gate open, or a window stood out)."""
+    def _judge(self, window: FloatArray, window_end: int) -> int | None:
+        """Where speech starts if this window is speech (an earlier window when the detector, woken, hears it in the
+        recent audio too), else None. The detector runs only while awake: the gate open, or the room not steady."""
         level = float(np.sqrt(np.dot(window, window) / window.size))
         self._background.add(level)
-        if level >= self._quiet_floor and level >= self._background.level * self._wake_ratio:
+        loud = level >= self._quiet_floor and level >= self._background.level * self._wake_ratio
+        self._loud_run = self._loud_run + 1 if loud else 0
+        if self._loud_run >= LOUD_WINDOWS_TO_WAKE:
             self._awake_until = window_end + round(AWAKE_AFTER_LOUD_S * SAMPLE_RATE)
         if self._open_from is None and window_end > self._awake_until:
             self._dozing = True
-            self._recent.append(window)
-            return False
+            self._recent.append((window, window_end))
+            return None
+        threshold = self._open_threshold if self._open_from is None else max(0.05, self._open_threshold - 0.15)
+        voice_start: int | None = None
         if self._dozing:
             self._detector.reset()
-            for earlier in self._recent:
-                self._detector.speech_probability(self._for_detector(earlier))
+            for earlier, earlier_end in self._recent:
+                heard = self._detector.speech_probability(self._for_detector(earlier)) >= threshold
+                if heard and voice_start is None:
+                    voice_start = earlier_end - self._window
             self._dozing = False
-        self._recent.append(window)
-        probability = self._detector.speech_probability(self._for_detector(window))
-        threshold = self._open_threshold if self._open_from is None else max(0.05, self._open_threshold - 0.15)
-        return probability >= threshold
+        self._recent.append((window, window_end))
+        if self._detector.speech_probability(self._for_detector(window)) >= threshold and voice_start is None:
+            voice_start = window_end - self._window
+        return voice_start
 
     def _for_detector(self, window: FloatArray) -> FloatArray:
         """A 24 kHz window at the detector's rate (linear interpolation; exact 3:2 pairs for 16 kHz), in [-1, 1]."""
@@ -320,12 +332,13 @@ class VoiceGate:
         return out
 
     def _trim_held(self) -> None:
-        """Keep only what may still be sent: while open, nothing sent; while closed, the pre-roll of the next
-        window to be judged."""
+        """Keep only what may still be sent: while open, nothing sent; while closed, the pre-roll of the earliest
+        window that may yet be judged speech (the recent windows a waking detector hears again)."""
         if self._open_from is not None:
             keep_from = self._sent_until
         else:
-            keep_from = self._position - self._unanalysed_size - self.pre_roll
+            next_window = self._position - self._unanalysed_size
+            keep_from = next_window - WARM_UP_WINDOWS * self._window - self.pre_roll
         drop = keep_from - self._held_start
         if drop > 0:
             del self._held[: drop * BYTES_PER_SAMPLE]
@@ -348,6 +361,7 @@ class VoiceGate:
         self._unanalysed = []
         self._unanalysed_size = 0
         self._awake_until = -1
+        self._loud_run = 0
         self._dozing = True
         self._recent.clear()
         self._background = BackgroundLevel(self._segment_windows)

@@ -229,12 +229,12 @@ class VoiceGate:
 
     def process(self, pcm: bytes, captured_at: float) -> bytes:
         """Take the next microphone block (`captured_at`: monotonic time it arrived); return what to send now."""
+        if len(pcm) % BYTES_PER_SAMPLE:
+            raise ValueError(f"a block of int16 samples has an even length, got {len(pcm)} bytes")
         self._bytes_received += len(pcm)
         if not self._enabled:
             self._bytes_sent += len(pcm)
             return pcm
-        if len(pcm) % BYTES_PER_SAMPLE:
-            raise ValueError(f"a block of int16 samples has an even length, got {len(pcm)} bytes")
         self._notice_gap(len(pcm) // BYTES_PER_SAMPLE, captured_at)
         samples = np.frombuffer(pcm, dtype="<i2")
         start = self._position

@@ -12,7 +12,7 @@ import pytest
 import room_audio as ra  # tests/unit/audio/room_audio.py
 
 from ava_tray.audio.speech_detector import SileroSpeechDetector
-from ava_tray.audio.voice_gate import LOUD_WINDOWS_TO_WAKE, BackgroundLevel, VoiceGate, open_threshold_for
+from ava_tray.audio.voice_gate import LOUD_WINDOWS_TO_WAKE, BackgroundLevel, GateCounters, VoiceGate, open_threshold_for
 
 BLOCK = 480
 """20 ms at 24 kHz, as the devices deliver."""
@@ -365,8 +365,10 @@ def test_turning_the_gate_off_and_on_again_starts_closed() -> None:
 
 
 def test_a_block_of_half_a_sample_is_refused() -> None:
+    gate = VoiceGate(LoudnessDetector())
     with pytest.raises(ValueError, match="even length"):
-        VoiceGate(LoudnessDetector()).process(b"\x00\x00\x00", 0.0)
+        gate.process(b"\x00\x00\x00", 0.0)
+    assert gate.counters == GateCounters(bytes_sent=0, bytes_withheld=0, openings=0)
 
 
 def test_a_detector_window_that_is_no_whole_number_of_samples_at_24_khz_is_refused() -> None:

@@ -118,6 +118,13 @@ class SpendLedger:
                                  (session,)).fetchone()
         return float(row[0])
 
+    def cost_between(self, start: float, end: float) -> float:
+        """The cost of the responses recorded from wall time `start` to `end` (one session's, for the history)."""
+        with self._cursor() as cursor:
+            row = cursor.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM responses WHERE at >= ? AND at <= ?",
+                                 (start, end)).fetchone()
+        return float(row[0])
+
     def totals_by_day(self) -> list[DayTotal]:
         """Every day and model with its tokens by kind and its cost, oldest first."""
         sums = ", ".join(f"SUM({kind})" for kind in _KINDS)

@@ -118,6 +118,10 @@ class AvaTrayApp:
                     self.engine.replace_settings(self.engine.settings, key)
         self.engine.restart_now()
 
+    def session_cost(self, start: float, end: float) -> float:
+        """What the responses between two wall times cost, from the engine's spend ledger."""
+        return self.engine.ledger.cost_between(start, end) if self.engine is not None else 0.0
+
     def take_status_action(self) -> None:
         """The step the status offers: use the model offered for a refused one, or go on past the budget."""
         if self.engine is not None:

@@ -6,7 +6,7 @@ import csv
 import io
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ava_tray.history import ReconnectRecord, availability, reconnects_since, start_of_today
@@ -55,9 +55,27 @@ def row(record: ReconnectRecord, *, ongoing: bool = False) -> list[str]:
     return [stamp, _cause(record), _close(record), delay, unavailable, _seconds(record.session_s)]
 
 
-def rows(records: Iterable[ReconnectRecord], *, ongoing: str | None = None) -> list[list[str]]:
-    """Newest first; `ongoing` is the id of the record whose outage still lasts."""
-    return [row(r, ongoing=r.id == ongoing) for r in sorted(records, key=lambda r: r.at, reverse=True)]
+COST_COLUMN = "Session cost"
+SessionCost = Callable[[float, float], float]
+"""What the responses between two wall times cost (the spend ledger)."""
+
+
+def rows(records: Iterable[ReconnectRecord], *, ongoing: str | None = None,
+         cost_of: SessionCost | None = None) -> list[list[str]]:
+    """Newest first; `ongoing` is the id of the record whose outage still lasts; with `cost_of`, a last column
+    says what the session that ended there cost."""
+    ordered = sorted(records, key=lambda r: r.at, reverse=True)
+    if cost_of is None:
+        return [row(r, ongoing=r.id == ongoing) for r in ordered]
+    return [[*row(r, ongoing=r.id == ongoing), session_cost(r, cost_of)] for r in ordered]
+
+
+def session_cost(record: ReconnectRecord, cost_of: SessionCost) -> str:
+    """`$0.42` for the session that ended at `record`; `—` when it had no time or cost nothing."""
+    if record.session_s <= 0:
+        return "—"
+    cost = cost_of(record.at - record.session_s, record.at)
+    return f"${cost:.2f}" if cost >= 0.005 else "—"
 
 
 def to_tsv(records: Iterable[ReconnectRecord], *, ongoing: str | None = None) -> str:

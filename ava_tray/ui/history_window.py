@@ -33,16 +33,20 @@ WINDOW_TITLE = "AVA · Reconnect history"
 class HistoryWindow(QWidget):
     """Shows `history` and follows it while open (history.subscribe)."""
 
-    def __init__(self, history: ReconnectHistory, clock: Clock, parent: QWidget | None = None) -> None:
+    def __init__(self, history: ReconnectHistory, clock: Clock, parent: QWidget | None = None, *,
+                 cost_of: history_format.SessionCost | None = None) -> None:
         super().__init__(parent)
         self.history = history
         self._clock = clock
+        self._cost_of = cost_of
+        """What a session cost, from the spend ledger (a column of its own when given)."""
         self._unsubscribe: Callable[[], None] | None = None
         self.setWindowTitle(WINDOW_TITLE)
         self.resize(820, 420)
 
-        self.table = QTableWidget(0, len(history_format.COLUMNS), self)
-        self.table.setHorizontalHeaderLabels(list(history_format.COLUMNS))
+        columns = [*history_format.COLUMNS, *([history_format.COST_COLUMN] if cost_of is not None else [])]
+        self.table = QTableWidget(0, len(columns), self)
+        self.table.setHorizontalHeaderLabels(columns)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().setVisible(False)
@@ -94,7 +98,7 @@ class HistoryWindow(QWidget):
         """Rebuild the table and the totals from the records."""
         records = self.history.records
         ongoing = self.history.ongoing
-        table_rows = history_format.rows(records, ongoing=ongoing)
+        table_rows = history_format.rows(records, ongoing=ongoing, cost_of=self._cost_of)
         self.table.setRowCount(len(table_rows))
         for index, cells in enumerate(table_rows):
             for column, text in enumerate(cells):

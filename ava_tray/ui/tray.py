@@ -39,6 +39,10 @@ class TrayHost(Protocol):
     @property
     def history(self) -> ReconnectHistory: ...
 
+    def session_cost(self, start: float, end: float) -> float:
+        """What the responses between two wall times cost (0 when nothing is known)."""
+        ...
+
     def restart_now(self) -> None: ...
 
     def take_status_action(self) -> None: ...
@@ -243,7 +247,7 @@ class TrayUI(QObject):
     def show_history(self) -> None:
         """Open (or raise) the reconnect history window."""
         if self.history_window is None:
-            self.history_window = HistoryWindow(self.host.history, self.clock)
+            self.history_window = HistoryWindow(self.host.history, self.clock, cost_of=self.host.session_cost)
             self.history_window.setWindowIcon(app_icon())
         self.history_window.show()
         self.history_window.raise_()

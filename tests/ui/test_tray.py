@@ -37,6 +37,9 @@ class FakeHost:
     def take_status_action(self) -> None:
         self.calls.append("step")
 
+    def session_cost(self, start: float, end: float) -> float:
+        return 0.0
+
     def set_muted(self, muted: bool) -> None:
         self.muted = muted
         self.calls.append(f"mute={muted}")

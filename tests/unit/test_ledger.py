@@ -54,3 +54,22 @@ def test_the_budget_warns_pauses_and_can_be_gone_past_for_the_day(tmp_path: Path
     assert not budget_of(ledger, 2.0).paused
     clock.advance(86_400)
     assert not budget_of(ledger, 2.0).warn and not budget_of(ledger, 2.0).gone_on, "a new day starts afresh"
+
+
+def test_the_history_shows_what_each_session_cost(tmp_path: Path) -> None:
+    from ava_tray.history import ReconnectRecord
+    from ava_tray.ui import history_format
+
+    clock = ManualClock(start=0.0, wall_offset=NOON)
+    ledger = SpendLedger(None, clock=clock)
+    ledger.record("gpt-realtime-2.1", Usage(audio_out=5000), 0.32)
+    clock.advance(600)
+    ledger.record("gpt-realtime-2.1", Usage(audio_out=2500), 0.16)
+    ended = ReconnectRecord(at=NOON + 900, cause="session_expired", message="Session expired", attempt=1,
+                           session_s=1000.0)
+    before = ReconnectRecord(at=NOON - 10, cause="connection_lost", message="Connection lost", attempt=1,
+                            session_s=50.0)
+    table = history_format.rows([ended, before], cost_of=ledger.cost_between)
+    assert [r[-1] for r in table] == ["$0.48", "—"]
+    assert len(table[0]) == len(history_format.COLUMNS) + 1
+    assert len(history_format.rows([ended])[0]) == len(history_format.COLUMNS), "no ledger, no cost column"

@@ -222,7 +222,11 @@ def status_report(source: StatusSource, clock: Clock) -> dict[str, Any]:
         "uptime_seconds": round(report.uptime_s),
         "reconnects_today": report.reconnects_today,
         "microphone_muted": report.muted,
+        "spend_today_usd": round(report.spend_today_usd, 2),
+        "spend_this_month_usd": round(report.spend_month_usd, 2),
     }
+    if report.daily_budget_usd > 0:
+        result["daily_budget_usd"] = round(report.daily_budget_usd, 2)
     if report.last_cause is not None:
         ago = clock.wall() - (report.last_cause_at or clock.wall())
         result["last_interruption"] = {"cause": report.last_cause, "message": report.last_cause_message,

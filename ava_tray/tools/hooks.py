@@ -53,6 +53,9 @@ class StatusReport:
     last_cause_message: str | None = None
     last_cause_at: float | None = None
     muted: bool = False
+    spend_today_usd: float = 0.0
+    spend_month_usd: float = 0.0
+    daily_budget_usd: float = 0.0
 
 
 class StatusSource(Protocol):

@@ -40,6 +40,9 @@ class SnapshotStatus:
             last_cause_message=last.message if last else None,
             last_cause_at=last.at if last else None,
             muted=snapshot.muted,
+            spend_today_usd=snapshot.spend_today,
+            spend_month_usd=snapshot.spend_month,
+            daily_budget_usd=snapshot.budget_usd,
         )
 
 

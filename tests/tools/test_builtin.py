@@ -199,3 +199,11 @@ def test_an_unusable_memory_file_falls_back_to_memory_for_this_run(tmp_path: Pat
                                memory_path=folder, load_plugins=False)
     box.memory.remember("still works")
     assert box.memory.count() == 1 and "still works" in box.registry.instructions_suffix()
+
+
+def test_ava_status_says_what_today_cost_against_the_budget() -> None:
+    from ava_tray.tools.builtin import status_report
+
+    report = StatusReport("connected", 60.0, 0, spend_today_usd=0.4234, spend_month_usd=12.5, daily_budget_usd=2.0)
+    result = status_report(FakeStatusSource(report), ManualClock())
+    assert (result["spend_today_usd"], result["spend_this_month_usd"], result["daily_budget_usd"]) == (0.42, 12.5, 2.0)

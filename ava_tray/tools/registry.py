@@ -55,10 +55,19 @@ class Tool:
     """Seconds before the call is abandoned; None means the registry's default."""
     summarize: Callable[[dict[str, Any]], str] | None = field(default=None, compare=False)
     """What a call would do, as a sentence for the consent question."""
+    own_schema: bool = False
+    """True for a tool that checks its own arguments (an MCP server's): `parameters` may be any JSON Schema
+    object and the description any text; the registry only checks that the arguments are an object."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"tool name {self.name!r} must be 1-64 letters, digits, '_' or '-'")
+        if self.own_schema:
+            if not self.description.strip():
+                raise ValueError(f"tool {self.name!r} needs a description")
+            if self.parameters.get("type") != "object":
+                raise ValueError(f"tool {self.name!r}: the parameters must be an object schema")
+            return
         if not self.description.strip() or "\n" in self.description.strip():
             raise ValueError(f"tool {self.name!r} needs a one-line description")
         check_schema(self.parameters, self.name)
@@ -175,6 +184,8 @@ class ToolRegistry:
         self._outputs: OrderedDict[str, str] = OrderedDict()
         self._started: set[str] = set()
         self._running: dict[str, asyncio.Task[str]] = {}
+        self._version = 0
+        self._change_listeners: list[Callable[[int], None]] = []
         for item in tools:
             self.register(item)
 
@@ -182,9 +193,45 @@ class ToolRegistry:
 
     def register(self, item: Tool) -> None:
         """Add a tool; a second tool with the same name is refused (ValueError)."""
-        if item.name in self._tools:
-            raise ValueError(f"a tool named {item.name!r} is already registered")
-        self._tools[item.name] = item
+        self.update(add=[item])
+
+    def unregister(self, name: str) -> None:
+        """Remove a tool (declared from the next session on); an unknown name is ignored."""
+        self.update(remove=[name])
+
+    def update(self, *, remove: Iterable[str] = (), add: Iterable[Tool] = ()) -> bool:
+        """Remove and add tools as one change (one new `version`); True if the tool set changed.
+
+        An added tool whose name is taken (and not removed here) is refused with ValueError, and nothing changes.
+        """
+        tools = dict(self._tools)
+        for name in remove:
+            tools.pop(name, None)
+        for item in add:
+            if item.name in tools:
+                raise ValueError(f"a tool named {item.name!r} is already registered")
+            tools[item.name] = item
+        if tools == self._tools and list(tools) == list(self._tools):
+            return False
+        self._tools = tools
+        self._version += 1
+        for listener in list(self._change_listeners):
+            try:
+                listener(self._version)
+            except Exception:
+                logger.exception("a tool-change listener failed")
+        return True
+
+    @property
+    def version(self) -> int:
+        """Goes up by one with every change of the tool set: a session configured at an older version
+        declares an outdated set (`specs()` gives the current one)."""
+        return self._version
+
+    def subscribe(self, listener: Callable[[int], None]) -> Callable[[], None]:
+        """Call `listener(version)` after every change of the tool set; returns a function that unsubscribes."""
+        self._change_listeners.append(listener)
+        return lambda: self._change_listeners.remove(listener)
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
@@ -283,7 +330,12 @@ class ToolRegistry:
         except ValueError:
             return error_output(f"The arguments for {name} were not valid JSON.")
         try:
-            kwargs = validate_arguments(item.parameters, decoded)
+            if item.own_schema:
+                if not isinstance(decoded, dict):
+                    raise ArgumentsInvalid("the arguments must be a JSON object")
+                kwargs = decoded
+            else:
+                kwargs = validate_arguments(item.parameters, decoded)
         except ArgumentsInvalid as exc:
             return error_output(f"The arguments for {name} were not valid: {exc}.")
         if item.changes_something and name not in self._allowed():

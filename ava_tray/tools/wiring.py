@@ -10,12 +10,15 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ava_tray import paths
 from ava_tray.clock import Clock
 from ava_tray.memory import MemoryStore, MemoryUnavailable
 from ava_tray.settings import VOICES, Settings
 from ava_tray.status import Snapshot, state_words
 from ava_tray.tools.builtin import builtin_tools
 from ava_tray.tools.hooks import SettingsFile, StatusReport
+from ava_tray.tools.mcp.config import FILE_NAME as MCP_FILE_NAME
+from ava_tray.tools.mcp.host import McpHost
 from ava_tray.tools.registry import ToolRegistry, parse_allowed
 from ava_tray.tools.reminders import ReminderScheduler
 
@@ -91,18 +94,24 @@ class SavedVoice:
 
 @dataclass
 class ToolBox:
-    """The engine's tool parts: the registry (the sessions' ToolHost), memory and reminders."""
+    """The engine's tool parts: the registry (the sessions' ToolHost), memory, reminders and the MCP host."""
 
     registry: ToolRegistry
     memory: MemoryStore
     reminders: ReminderScheduler
+    mcp: McpHost | None = None
+    """The MCP servers of mcp.json; they run as long as `running()` does, across every session."""
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Fire reminders while AVA runs; on exit stop them and any tool call still running."""
+        """Fire reminders and run the MCP servers while AVA runs; on exit stop them and any tool call still
+        running."""
         scheduler = asyncio.create_task(self.reminders.run(), name="ava-reminders")
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if self.mcp is not None:
+                    await stack.enter_async_context(self.mcp.running())
+                yield
         finally:
             scheduler.cancel()
             await asyncio.gather(scheduler, return_exceptions=True)
@@ -119,8 +128,11 @@ def build_toolbox(
     settings_file: SettingsFile | None = None,
     memory_path: Path | None = None,
     load_plugins: bool = True,
+    mcp_config: Path | None = None,
+    use_mcp: bool = True,
 ) -> ToolBox:
-    """Memory (or a temporary one if the file cannot be used), reminders, built-ins and plugins."""
+    """Memory (or a temporary one if the file cannot be used), reminders, built-ins, plugins and the MCP
+    servers of `mcp_config` (by default mcp.json in AVA's config folder; started by `ToolBox.running()`)."""
     try:
         memory = MemoryStore(memory_path, clock=clock)
     except MemoryUnavailable as exc:
@@ -136,4 +148,5 @@ def build_toolbox(
     if load_plugins:
         registry.load_plugins()
     registry.add_instructions(memory.digest)
-    return ToolBox(registry, memory, reminders)
+    host = McpHost(registry, mcp_config or paths.config_dir() / MCP_FILE_NAME) if use_mcp else None
+    return ToolBox(registry, memory, reminders, host)

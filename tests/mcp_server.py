@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--http", type=int, default=None, help="serve streamable HTTP on this port")
     args = parser.parse_args()
     print(f"ava-test MCP server {os.getpid()} up", file=sys.stderr, flush=True)
+    if os.environ.get("AVA_TEST_CARELESS"):  # a server that logs its secret
+        print(f"using the token {os.environ.get('AVA_TEST_TOKEN')}", file=sys.stderr, flush=True)
     if args.http is None:
         server.run()
     else:

@@ -22,6 +22,7 @@ def stdio_entry(**extra: Any) -> dict[str, Any]:
 
 
 def write_config(path: Path, servers: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"mcpServers": servers}, indent=2), encoding="utf-8")
 
 

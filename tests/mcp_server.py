@@ -91,6 +91,14 @@ def distance(start: Point, end: Annotated[Point, Field(description="where to go"
 
 
 @server.tool()
+async def grow(name: str, ctx: Context) -> str:
+    """Add a tool called `name` that says its name, and tell the client the tool list changed."""
+    server.add_tool(lambda: name, name=name, description=f"Says {name}.")
+    await ctx.notify_tools_changed()
+    return "added"
+
+
+@server.tool()
 def write_note(text: str) -> str:
     """Pretends to write a note somewhere (a tool that changes something)."""
     return f"noted: {text}"

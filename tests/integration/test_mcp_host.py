@@ -60,7 +60,7 @@ async def test_a_stdio_server_s_tools_are_declared_next_to_the_built_ins_and_ans
         assert distance["type"] == "object" and "$ref" not in json.dumps(distance) and "$defs" not in distance
         assert distance["properties"]["end"]["properties"]["x"] == {"type": "number"}
         [status] = host.status().servers
-        assert status.state is ServerState.READY and status.summary() == "ready · 11 tools"
+        assert status.state is ServerState.READY and status.summary() == "ready · 12 tools"
         assert any(record.name.endswith(".stderr") and "ava-test MCP server" in record.getMessage()
                    for record in caplog.records), "the server's stderr is in AVA's log"
 
@@ -125,6 +125,25 @@ async def test_a_hanging_tool_times_out_with_an_error_while_other_calls_go_on(tm
         assert echo == {"result": "meanwhile"} and answered < 1.0, "AVA and the server kept serving"
         assert "did not finish within 1.5 seconds" in hung["error"] and 1.4 < waited < 4.0
         assert await pid_of(registry, "local__pid", "c3") == pid, "a time-out does not restart the server"
+
+
+async def test_a_tool_the_server_adds_is_declared_from_its_list_changed_notice(tmp_path: Path) -> None:
+    config = tmp_path / "mcp.json"
+    write_config(config, {"local": stdio_entry(autoApprove=["grow", "pid", "hello"])})
+    registry = ToolRegistry()
+    host = McpHost(registry, config)
+    heard: list[int] = []
+    registry.subscribe(heard.append)
+    async with host.running():
+        pid = await pid_of(registry, "local__pid", "c1")
+        assert "local__hello" not in registry
+        began = time.monotonic()
+        assert output(await registry.call("local__grow", '{"name": "hello"}', "c2")) == {"result": "added"}
+        await wait_until(lambda: "local__hello" in registry, connection.PROBE_INTERVAL / 2,
+                         "the new tool (sooner than the periodic listing)")
+        assert time.monotonic() - began < connection.PROBE_INTERVAL / 2
+        assert output(await registry.call("local__hello", "{}", "c3")) == {"result": "hello"}
+        assert heard[-1] == registry.version and await pid_of(registry, "local__pid", "c4") == pid
 
 
 async def test_changes_to_mcp_json_are_applied_while_running(tmp_path: Path,
@@ -209,9 +228,9 @@ async def test_the_cap_on_declared_tools_is_logged_when_it_bites(tmp_path: Path,
     host = McpHost(registry, config, max_tools=4)
     async with host.running():
         assert registry.names == ["local__echo", "local__add", "local__pid", "local__hang"]
-        assert len(host.status().left_out) == 7 and "7 more left out by the cap" in host.status().lines()[0]
+        assert len(host.status().left_out) == 8 and "8 more left out by the cap" in host.status().lines()[0]
         message = next(r.getMessage() for r in caplog.records if "(the cap)" in r.getMessage())
-        assert "offer 11 tools; only the first 4 are declared" in message and "local__write_note" in message
+        assert "offer 12 tools; only the first 4 are declared" in message and "local__write_note" in message
 
 
 async def test_a_streamable_http_server_with_headers_and_its_return_after_an_outage(

@@ -31,6 +31,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from mcp_types.jsonrpc import CONNECTION_CLOSED, REQUEST_TIMEOUT
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ava_tray import __version__
 from ava_tray.redact import redact
@@ -180,7 +181,12 @@ class ServerConnection:
             logger.info("MCP server %r is ready with %d tools (protocol %s)", self.name, len(tools),
                         client.protocol_version)
             self._set(ServerState.READY, _count(len(tools)))
-            return await self._watch(client)
+            listener = asyncio.create_task(self._listen_for_tool_changes(client), name=f"ava-mcp-listen-{self.name}")
+            try:
+                return await self._watch(client)
+            finally:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
 
     async def _watch(self, client: Client) -> str:
         """Wait for the server to be lost or for AVA to stop; list the tools again when they change."""
@@ -240,6 +246,20 @@ class ServerConnection:
         if writer is not None:
             with contextlib.suppress(OSError):
                 writer.close()
+
+    async def _listen_for_tool_changes(self, client: Client) -> None:
+        """On a 2026-07-28 connection, subscribe to tools/list_changed (earlier servers send it unasked, to
+        `_on_message`); without it the periodic listing still sees new tools."""
+        capabilities = client.server_capabilities.tools
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS or not (capabilities and capabilities.list_changed):
+            return
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                async for _ in subscription:
+                    self._relist = True
+                    self._wake.set()
+        except Exception as exc:
+            logger.debug("MCP server %r: no tools/list_changed subscription (%s)", self.name, _leaf(exc))
 
     def _stream_ended(self) -> None:
         if not self._lost:

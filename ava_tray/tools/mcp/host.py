@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,6 +313,8 @@ async def _connection_class() -> type[ServerConnection]:
     """`ServerConnection`, importing the SDK (about a second) off the event loop the first time."""
     module = sys.modules.get(_CONNECTION_MODULE)
     if module is None:
+        began = time.perf_counter()
         module = await run_on_own_thread(lambda: importlib.import_module(_CONNECTION_MODULE), name="ava-mcp-import")
+        logger.info("the MCP SDK loaded in %.2f s", time.perf_counter() - began)
     result: type[ServerConnection] = module.ServerConnection
     return result

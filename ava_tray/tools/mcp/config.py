@@ -42,11 +42,11 @@ class ServerConfig:
     name: str
     command: str | None = None
     args: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Values may be `keyring:ENTRY` (resolved when the server starts, never logged)."""
     cwd: str | None = None
     url: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Values may be `keyring:ENTRY`, as in `env`."""
     auto_approve: frozenset[str] = frozenset()
     """Tools that run without asking the user (the server's own tool names)."""

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx2
@@ -117,8 +118,7 @@ class ServerConnection:
                                STOP_TIMEOUT)
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        if self.state not in (ServerState.DISABLED, ServerState.FAILED) or task is not None:
-            self._set(ServerState.STOPPED, "stopped")
+        self._set(ServerState.STOPPED, "stopped")
 
     async def _keep_running(self) -> None:
         failures = 0
@@ -232,7 +232,7 @@ class ServerConnection:
                                               name="ava-mcp-secrets")
             http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0))
             stack.push_async_callback(http.aclose)
-            logger.info("connecting to the MCP server %r at %s", config.name, config.url)
+            logger.info("connecting to the MCP server %r at %s", config.name, _shown(config.url))
             return streamable_http_client(config.url, http_client=http)
         parameters = await run_on_own_thread(lambda: _stdio_parameters(config), name="ava-mcp-secrets")
         self._stderr_writer = _stderr_pipe(config.name, self._stderr_tail)
@@ -345,11 +345,11 @@ class ServerConnection:
         if isinstance(exc, PermissionError):
             return f"the command {self.config.command!r} cannot be run (permission denied)"
         if isinstance(exc, httpx2.HTTPStatusError):
-            return f"{self.config.url} answered HTTP {exc.response.status_code}"
+            return f"{_shown(self.config.url)} answered HTTP {exc.response.status_code}"
         if isinstance(exc, httpx2.TimeoutException):
-            return f"{self.config.url} did not answer in time"
+            return f"{_shown(self.config.url)} did not answer in time"
         if isinstance(exc, httpx2.TransportError):
-            return f"{self.config.url} cannot be reached ({type(exc).__name__})"
+            return f"{_shown(self.config.url)} cannot be reached ({type(exc).__name__})"
         if isinstance(exc, MCPError):
             if exc.code == REQUEST_TIMEOUT:
                 return f"it did not answer within {START_TIMEOUT:g} s"
@@ -382,6 +382,18 @@ def _leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+def _shown(url: str | None) -> str:
+    """A server's address for the log and the status: no user name, password, query or fragment (they may
+    hold a token)."""
+    parts = urlsplit(url or "")
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _count(tools: int) -> str:

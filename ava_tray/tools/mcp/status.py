@@ -41,7 +41,7 @@ class ToolStatus:
     """The name declared to the model; None when the cap on declared tools left it out."""
     description: str
     asks_first: bool
-    """True unless the tool is in the server's `autoApprove` (or allowed in Settings)."""
+    """True unless the tool is in the server's `autoApprove` (Settings' allowed tools are not counted here)."""
 
 
 @dataclass(frozen=True)

@@ -184,14 +184,16 @@ async def test_servers_that_cannot_start_are_status_lines_not_crashes(tmp_path: 
                                                       "sys.exit(3)"]},
         "nowhere": stdio_entry(cwd=str(tmp_path / "gone")),
         "broken": {"args": ["x"]},
+        "silent": {"command": "sleep", "args": ["600"]},
         "good": stdio_entry(autoApprove=["echo"]),
     })
     registry = ToolRegistry()
-    host = McpHost(registry, config)
+    host = McpHost(registry, config, startup_wait=1.0)
     async with host.running():
-        await wait_until(lambda: state_of(host, "crashes") is ServerState.FAILED, 20, "the crash to be seen")
+        await wait_until(lambda: state_of(host, "crashes") is ServerState.FAILED
+                         and state_of(host, "good") is ServerState.READY, 20, "the crash and the good server")
         lines = "\n".join(host.status().lines())
-        assert "MCP: 1 of 5 servers ready" in lines
+        assert "MCP: 1 of 6 servers ready" in lines and "silent: starting…" in lines
         assert "missing: failed to start: the command '/nonexistent/ava-mcp-server' was not found; trying again in" \
             in lines
         assert "crashes: failed to start: its process exited (no API token given)" in lines
@@ -201,6 +203,8 @@ async def test_servers_that_cannot_start_are_status_lines_not_crashes(tmp_path: 
             "\"url\" (a remote one)\n" in lines
         assert [name for name in registry.names if not name.startswith("good__")] == []
         assert output(await registry.call("good__echo", '{"text": "still here"}', "c1")) == {"result": "still here"}
+        leaving = time.monotonic()
+    assert time.monotonic() - leaving < 5.0, "a server stuck in its handshake does not hold AVA's quit"
 
 
 async def test_a_malformed_file_at_start_leaves_the_built_ins(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

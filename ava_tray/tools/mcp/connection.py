@@ -110,6 +110,8 @@ class ServerConnection:
         self._stopping.set()
         self._wake.set()
         task, self._task = self._task, None
+        if task is not None and self._client is None:
+            task.cancel()  # still starting (a handshake can take 30 s): the SDK's shielded shutdown ends the process
         if task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT)

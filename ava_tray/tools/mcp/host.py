@@ -219,17 +219,15 @@ class McpHost:
                 continue
             config, listing = entry.source
             try:
-                entry.item = self._tool(function, config, listing)
+                add.append(self._tool(function, config, listing))
             except ValueError as exc:
                 logger.warning("MCP tool %r of %r not declared: %s", listing.name, config.name, exc)
-                continue
-            add.append(entry.item)
         if not remove and not add:
             return
+        self.registry.update(remove=remove, add=add)
         for name in remove:
             del self._declared[name]
         self._declared.update({item.name: wanted[item.name] for item in add})
-        self.registry.update(remove=remove, add=add)
         logger.info("MCP tools declared from the next session on: %d of %d offered (tool set version %d)",
                     len(self._declared), offered, self.registry.version)
 
@@ -263,7 +261,6 @@ class _Declared:
     server: str
     tool: str
     source: tuple[ServerConfig, ToolListing]
-    item: Tool | None = None
 
     def _key(self) -> tuple[object, ...]:
         config, listing = self.source

@@ -74,6 +74,11 @@ class ToolHost(Protocol):
         """Run one tool call and return its output for the model; never raises."""
         ...
 
+    @property
+    def version(self) -> int:
+        """Goes up with every change of the tool set (a session declares the new set at its next pause)."""
+        ...
+
 
 @dataclass(frozen=True)
 class RolloverPolicy:
@@ -235,6 +240,10 @@ class _Conversation:
                 return SessionEnding(Cause.OTHER, str(self.voice.failure))
             if self.speaking and not self.voice.is_playing:
                 self._set_speaking(False)
+            tools = self.owner.tools
+            if (tools is not None and active.tools_version != tools.version and active.protocol.is_open
+                    and self._at_turn_boundary(active)):
+                active.declare_tools(tools)
             if self.renew_requested and clock.monotonic() >= next_try:
                 self.renew_requested = False
                 if not await self._hand_over(active):
@@ -394,6 +403,8 @@ class _ServerSession:
         self.protocol = ServerSessionProtocol(self.owner.clock.wall, known_limit=SESSION_LIMIT_S[options.served_by])
         self.model = options.config.model
         """The model (or Azure deployment) this server session was opened for."""
+        self.tools_version = -1
+        """The tool set's version this session declared (`ToolHost.version`)."""
         self.ws: ClientConnection | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._response_idle = asyncio.Event()
@@ -460,11 +471,19 @@ class _ServerSession:
             for message in self.protocol.data_to_send():
                 await self.ws.send(message.text)
 
+    def declare_tools(self, tools: ToolHost) -> None:
+        """The tool set changed since this session was configured: declare the new one now."""
+        logger.info("the tools changed: declaring %d in the open session", len(tools.specs()))
+        self.tools_version = tools.version
+        self.protocol.update_tools(self.owner.options.config.tools + tools.specs())
+        self._outgoing.set()
+
     def _session_config(self) -> events.SessionConfig:
         config = self.owner.options.config
         tools = self.owner.tools
         if tools is None:
             return config
+        self.tools_version = tools.version
         return replace(config, tools=config.tools + tools.specs(),
                        instructions=config.instructions + tools.instructions_suffix())
 

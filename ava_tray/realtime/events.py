@@ -90,6 +90,12 @@ def session_update(config: SessionConfig) -> dict[str, Any]:
     }
 
 
+def tools_update(tools: tuple[ToolSpec, ...]) -> dict[str, Any]:
+    """A `session.update` that changes only the declared tools (mid-session: the voice cannot change then)."""
+    return {"type": "session.update",
+            "session": {"type": "realtime", "tools": [tool.to_json() for tool in tools], "tool_choice": "auto"}}
+
+
 def _cost_controls(config: SessionConfig) -> dict[str, Any]:
     """The optional session fields: reasoning effort and truncation (sent only when set)."""
     fields: dict[str, Any] = {}

@@ -368,6 +368,11 @@ class ServerSessionProtocol:
         if replay is not None:
             self._queue(replay)
 
+    def update_tools(self, tools: tuple[events.ToolSpec, ...]) -> None:
+        """Declare a new set of tools in the open session (an MCP server came, went or changed its tools)."""
+        self._require_open("update the tools of")
+        self._queue(events.tools_update(tools))
+
     def send_audio(self, pcm: bytes, captured_at: float) -> None:
         """Queue one microphone block (24 kHz mono int16) captured at monotonic time `captured_at`."""
         self._require_open("send audio on")

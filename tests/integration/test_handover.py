@@ -83,6 +83,9 @@ class SlowLookup:
     def instructions_suffix(self) -> str:
         return ""
 
+    version = 0
+    """The tool set never changes."""
+
     async def call(self, name: str, arguments: str, call_id: str) -> str:
         self.started.set()
         await self.release.wait()

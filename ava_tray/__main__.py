@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments == ["--mcp-probe-server"]:  # the self-test's MCP server, started by AVA itself (frozen too)
+        from ava_tray.tools.mcp.probe import serve
+
+        serve()
+        return 0
     args = build_parser().parse_args(argv)
     if args.session_limit is not None and args.session_limit <= 0:
         print("--session-limit must be a positive number of seconds.", file=sys.stderr)

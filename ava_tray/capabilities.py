@@ -222,11 +222,25 @@ def echo_cancellation() -> Capability:
                       f"in {took * 1000:.0f} ms)")
 
 
+def mcp_tools() -> Capability:
+    """The MCP SDK: AVA's own one-tool stdio server started as mcp.json would start one, and called once."""
+    import asyncio
+
+    from ava_tray.tools.mcp.probe import McpUnavailable, check
+
+    try:
+        sentence = asyncio.run(check())
+    except McpUnavailable as exc:
+        return Capability(NONE, f"{exc}: tools from mcp.json cannot run", "WARN")
+    return Capability("stdio and streamable HTTP", sentence)
+
+
 PROBES: tuple[tuple[str, Callable[[], Capability]], ...] = (
     ("network information", network_information),
     ("tray protocol", tray_protocol),
     ("notifications", notifications),
     ("keyring", keyring_backend),
     ("echo cancellation", echo_cancellation),
+    ("MCP", mcp_tools),
 )
 """Every optional capability, in report order. The voice detector and MCP join here."""

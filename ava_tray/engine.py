@@ -40,6 +40,7 @@ from ava_tray.supervisor import (
     SupervisorState,
 )
 from ava_tray.tools.hooks import LogNotifier, Notifier, SettingsFile
+from ava_tray.tools.mcp.status import McpStatus
 from ava_tray.tools.wiring import ToolBox, build_toolbox
 
 if TYPE_CHECKING:
@@ -157,6 +158,8 @@ class AvaEngine:
                                      history=self.history, reachability=self._reachable)
         self._snapshot = self._summarised(Snapshot(state=self.supervisor.state, started_at=self.clock.monotonic()))
         self.supervisor.subscribe(self._on_state)
+        if self.toolbox.mcp is not None:
+            self.toolbox.mcp.subscribe(self._tools_changed)
         self._check_budget()
 
     # -- the status --------------------------------------------------------------------------------
@@ -275,6 +278,9 @@ class AvaEngine:
             self.use_model(state.ending.use_model)
         elif isinstance(state, Paused):
             self.go_on_today()
+
+    def _tools_changed(self, status: McpStatus) -> None:
+        self._publish(replace(self._snapshot, tool_lines=tuple(status.lines())))
 
     # -- mute: one owner, changed on the event loop --------------------------------------------------
 

@@ -68,6 +68,8 @@ class Snapshot:
     spend_month: float = 0.0
     budget_usd: float = 0.0
     """The daily budget in USD; 0: none."""
+    tool_lines: tuple[str, ...] = ()
+    """The MCP servers in a line each (a server that failed to start says so); empty when none is configured."""
 
 ICON_NAMES = ("connecting", "connected", "speaking", "reconnecting", "offline", "error", "paused", "stopped", "muted")
 

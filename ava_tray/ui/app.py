@@ -136,7 +136,8 @@ class AvaTrayApp:
         warning = " ".join(w for w in (self.store.warning, self.key_problem) if w) or None
         dialog = SettingsDialog(self.settings, on_save=self.save_settings,
                                 on_demo=self.start_demo if self.engine is None else None,
-                                warning=warning, first_run=self.first_run and self.engine is None)
+                                warning=warning, first_run=self.first_run and self.engine is None,
+                                mcp=self.engine.toolbox.mcp if self.engine is not None else None)
         dialog.setWindowIcon(app_icon())
         self.settings_dialog = dialog
         self.ui.extra_windows["settings"] = dialog

@@ -35,7 +35,9 @@ from ava_tray.audio.echo import AUDIO_MODE_LABELS
 from ava_tray.realtime.models import MODELS, REASONING_EFFORTS
 from ava_tray.realtime.providers import PROVIDER_LABELS
 from ava_tray.settings import AUDIO_MODES, VOICES, Settings
+from ava_tray.tools.mcp.host import McpHost
 from ava_tray.ui.connection_check import ConnectionCheck, check_connection
+from ava_tray.ui.mcp_page import McpPage
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, *, on_save: Callable[[Settings], None],
                  on_demo: Callable[[], None] | None = None, warning: str | None = None,
                  first_run: bool = False, list_devices: DeviceLister | None = None,
-                 parent: QWidget | None = None) -> None:
+                 mcp: McpHost | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self._on_save = on_save
@@ -213,6 +215,14 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(_form(("Reconnect after expiry:", self.delay_expired),
                                ("Reconnect after a drop:", self.delay_lost),
                                ("Reconnect after other errors:", self.delay_other)), "Reconnect")
+        self.mcp_page: McpPage | None = None
+        self._unsubscribe_mcp: Callable[[], None] | None = None
+        if mcp is not None:  # the MCP servers of mcp.json: their state and tools, and the file to edit
+            self.mcp_page = McpPage(mcp.config_path, refresh=mcp.status)
+            self.mcp_page.show_status(mcp.status())
+            self._unsubscribe_mcp = mcp.subscribe(self.mcp_page.show_status)
+            self.finished.connect(lambda _result: self._stop_following_mcp())
+            self.tabs.addTab(self.mcp_page, "Tools")
         layout.addWidget(self.tabs)
 
         self.error_label = QLabel(self)
@@ -392,7 +402,13 @@ class SettingsDialog(QDialog):
             self._on_demo()
         self.accept()
 
+    def _stop_following_mcp(self) -> None:
+        if self._unsubscribe_mcp is not None:
+            self._unsubscribe_mcp()
+            self._unsubscribe_mcp = None
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._check_task is not None:
             self._check_task.cancel()
+        self._stop_following_mcp()
         super().closeEvent(event)

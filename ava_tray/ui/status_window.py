@@ -55,6 +55,10 @@ class StatusWindow(QWidget):
         self.last_cause.setWordWrap(True)
         self.echo_state = QLabel("—", self)
         self.spend = QLabel("—", self)
+        self.tools = QLabel(self)
+        """The MCP servers, a line each (hidden when none is configured)."""
+        self.tools.setWordWrap(True)
+        self.tools.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         facts = QFormLayout()
         facts.addRow("Session:", self.session_age)
@@ -85,6 +89,7 @@ class StatusWindow(QWidget):
         layout.addWidget(self.headline)
         layout.addWidget(self.detail)
         layout.addLayout(facts)
+        layout.addWidget(self.tools)
         layout.addLayout(buttons)
 
         # Without a tray these are the only way to reach the menu's other actions.
@@ -125,6 +130,8 @@ class StatusWindow(QWidget):
         if snapshot.budget_usd > 0:
             spend += f" of {spend_text(snapshot.budget_usd)}"
         self.spend.setText(f"{spend} · this month {spend_text(snapshot.spend_month)}")
+        self.tools.setText("\n".join(snapshot.tool_lines))
+        self.tools.setVisible(bool(snapshot.tool_lines))
         self.step_button.setText(status.action or "")
         self.step_button.setVisible(status.action is not None)
         self.restart_button.setEnabled(status.can_restart)

@@ -1,7 +1,7 @@
 """One accepted WebSocket on the simulator: pumps its messages into a `SessionModel` and carries out what it says.
 
-All the meaning lives in the model; this layer only reads, writes in order, keeps one timer (audio pacing and
-the session limit) and drains a half-open socket. Every exit takes `_finish`.
+All the meaning lives in the model; this layer only reads, writes in order, wakes the model at its deadlines
+(audio pacing, the session limit) and drains a half-open socket. Every exit takes `_finish`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import logging
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import assert_never
 
@@ -37,14 +38,15 @@ logger = logging.getLogger(__name__)
 
 SILENT_POLL_SECONDS = 0.1
 
-__all__ = ["SimulatedConnection", "SimulatedSession"]
+__all__ = ["SimulatedConnection", "SimulatedSession"]  # SimulatedSession: still importable from here
 
 
 class SimulatedConnection:
     """Runs one session's model on one WebSocket until the socket closes.
 
     `open()` starts the session; `run()` serves it. `on_change` is called whenever the session may have
-    changed (the server wakes its waiters).
+    changed (the server wakes its waiters). Actions go out in the order the model returned them: they wait in
+    one outbox that a single flush at a time empties.
     """
 
     def __init__(self, websocket: ServerConnection, model: SessionModel, *, on_change: Callable[[], None],
@@ -53,9 +55,12 @@ class SimulatedConnection:
         self._ws = websocket
         self._on_change = on_change
         self._clock = clock
-        self._outbox: asyncio.Queue[Action | None] = asyncio.Queue()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_deadline: float | None = None
+        self._outbox: deque[Action] = deque()
+        self._sending = asyncio.Lock()
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._deadline_changed = asyncio.Event()
+        self._deadline = model.next_deadline
+        self._finishing = False
         self._watcher: asyncio.Task[None] | None = None
         self.done = asyncio.Event()
 
@@ -76,7 +81,7 @@ class SimulatedConnection:
     def open(self) -> bool:
         """Send `session.created`, or refuse the session (wrong key, beta header); True when admitted."""
         headers = self._ws.request.headers if self._ws.request is not None else None
-        self._carry_out(self.model.start(self._clock(), beta_header=headers is not None and "OpenAI-Beta" in headers))
+        self._queue(self.model.start(beta_header=headers is not None and "OpenAI-Beta" in headers))
         return self.model.ready
 
     def apply_fault(self, fault: Fault, count: int = 1) -> None:
@@ -104,43 +109,74 @@ class SimulatedConnection:
 
     async def run(self) -> None:
         """Serve the session until the socket closes (after `open`)."""
-        writer = asyncio.get_running_loop().create_task(self._write())
+        pacer = asyncio.get_running_loop().create_task(self._pace())
         try:
+            await self._flush()
             if self.model.ready:
                 await self._read()
         except ConnectionClosed:
             pass
         except Exception:
             logger.exception("simulated session %s failed", self.session.id)
-            self._carry_out(self.model.end(INTERNAL_ERROR))
+            self._queue(self.model.end(INTERNAL_ERROR))
         finally:
             if self.model.state is SessionState.SILENT:
                 await self._ws.wait_closed()  # until the peer leaves or the simulator stops
-            await self._finish(writer)
+            await self._finish(pacer)
 
     async def _read(self) -> None:
         async for message in self._ws:
             if self.model.state is SessionState.SILENT:
                 self._ws.transport.pause_reading()  # taking a message may have resumed it
                 break
-            self._carry_out(self.model.receive_text(message, self._clock()))
+            self._queue(self.model.receive_text(message, self._clock()))
+            await self._flush()
 
-    def _carry_out(self, actions: list[Action]) -> None:
-        """Queue the model's actions for the writer (in order), re-arm the timer, wake the server's waiters."""
-        for action in actions:
-            self._outbox.put_nowait(action)
-        self._arm_timer()
+    async def _pace(self) -> None:
+        """Call the model's `advance` at each of its deadlines (audio chunks, the session limit)."""
+        while not self._finishing:
+            self._deadline_changed.clear()
+            deadline = self._deadline
+            try:
+                async with asyncio.timeout(None if deadline is None else max(0.0, deadline - self._clock())):
+                    await self._deadline_changed.wait()
+                continue  # a new deadline, or finishing
+            except TimeoutError:
+                pass
+            try:
+                self._queue(self.model.advance(self._clock()))
+            except Exception:
+                logger.exception("simulated session %s failed", self.session.id)
+                self._queue(self.model.end(INTERNAL_ERROR))
+            await self._flush()
+
+    def _queue(self, actions: list[Action]) -> None:
+        """Put the model's actions in the outbox, follow its next deadline, wake the server's waiters."""
+        self._outbox.extend(actions)
+        if self.model.next_deadline != self._deadline:
+            self._deadline = self.model.next_deadline
+            self._deadline_changed.set()
         self._on_change()
 
-    async def _write(self) -> None:
-        """Carry out the queued actions one by one until `_finish` says stop."""
-        while (action := await self._outbox.get()) is not None:
-            try:
-                await self._perform(action)
-            except ConnectionClosed:
-                pass  # the rest fails as fast; `_finish` ends the loop
-            except Exception:
-                logger.exception("simulated session %s: %s failed", self.session.id, type(action).__name__)
+    def _carry_out(self, actions: list[Action]) -> None:
+        """`_queue` for calls from outside the pump: the outbox is flushed by a task of its own."""
+        self._queue(actions)
+        if actions:
+            task = asyncio.get_running_loop().create_task(self._flush())
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self) -> None:
+        """Carry out the outbox in order; a flush already under way makes this one wait its turn."""
+        async with self._sending:
+            while self._outbox:
+                action = self._outbox.popleft()
+                try:
+                    await self._perform(action)
+                except ConnectionClosed:
+                    pass  # the rest fails as fast
+                except Exception:
+                    logger.exception("simulated session %s: %s failed", self.session.id, type(action).__name__)
 
     async def _perform(self, action: Action) -> None:
         match action:
@@ -157,24 +193,6 @@ class SimulatedConnection:
                 self._watcher = asyncio.get_running_loop().create_task(self._watch_silent_peer())
             case _:
                 assert_never(action)
-
-    def _arm_timer(self) -> None:
-        deadline = self.model.next_deadline
-        if deadline == self._timer_deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_deadline = deadline
-        self._timer = None if deadline is None else asyncio.get_running_loop().call_later(
-            max(0.0, deadline - self._clock()), self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer, self._timer_deadline = None, None
-        try:
-            self._carry_out(self.model.advance(self._clock()))
-        except Exception:
-            logger.exception("simulated session %s failed", self.session.id)
-            self._carry_out(self.model.end(INTERNAL_ERROR))
 
     async def _watch_silent_peer(self) -> None:
         """Drain the socket below the WebSocket layer (so no ping is answered) until the peer hangs up."""
@@ -199,12 +217,13 @@ class SimulatedConnection:
         logger.info("simulated session %s: the peer left the half-open socket", self.session.id)
         self._carry_out(self.model.peer_left())
 
-    async def _finish(self, writer: asyncio.Task[None]) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer, self._timer_deadline = None, None
-        self._outbox.put_nowait(None)
-        await writer  # the rest of the queue: a close handshake under way, or sends that fail at once
+    async def _finish(self, pacer: asyncio.Task[None]) -> None:
+        """Let what is under way end (a close handshake, say), then record how the session closed."""
+        self._finishing = True
+        self._deadline_changed.set()
+        await pacer
+        await self._flush()
+        await asyncio.gather(*self._flushes, return_exceptions=True)
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)

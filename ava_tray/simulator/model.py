@@ -265,7 +265,7 @@ class SessionModel:
 
     # -- entry points -------------------------------------------------------------------------
 
-    def start(self, now: float, *, beta_header: bool = False) -> list[Action]:
+    def start(self, *, beta_header: bool = False) -> list[Action]:
         """Admit the connection (`session.created`) or refuse it (wrong key: 3000; beta header: 4000)."""
         if self._state is not SessionState.CONNECTING:
             raise InvalidState(f"the session is already {self._state.name.lower()}")

@@ -49,6 +49,7 @@ class RealtimeSimulator:
     Sessions end at `session_limit` seconds like OpenAI's do; `inject` stages failures; `sessions` records
     what every connection did. `reply_speed` (default 2.0) is how much faster than real time replies stream.
     `record_audio=False` keeps append events in `client_events` without their audio (long demo sessions).
+    Each session's `SessionModel` reads these settings from the simulator as they are at the time.
     Call everything from the event loop's thread.
     """
 

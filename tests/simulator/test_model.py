@@ -65,7 +65,7 @@ def make_model(settings: Settings | None = None, *, calls: list[FunctionCall] | 
 
 def started(settings: Settings | None = None, **kwargs: Any) -> SessionModel:
     model = make_model(settings, **kwargs)
-    model.start(T0)
+    model.start()
     return model
 
 
@@ -112,7 +112,7 @@ def audio_ms(events: list[Event]) -> float:
 def test_start_sends_session_created_and_sets_the_limit_deadline() -> None:
     model = make_model()
     assert model.state is SessionState.CONNECTING and model.next_deadline is None
-    events = sent(model.start(T0))
+    events = sent(model.start())
     assert [e["type"] for e in events] == ["session.created"]
     session = events[0]["session"]
     assert session["model"] == "gpt-realtime-test" and session["expires_at"] == 1_900_000_000
@@ -122,14 +122,14 @@ def test_start_sends_session_created_and_sets_the_limit_deadline() -> None:
 
 def test_a_wrong_key_is_closed_3000_without_session_created() -> None:
     model = make_model(Settings(api_key="sk-right"), authorization="Bearer sk-wrong")
-    assert model.start(T0) == [Close(3000, "invalid_request_error.invalid_api_key")]
+    assert model.start() == [Close(3000, "invalid_request_error.invalid_api_key")]
     assert model.state is SessionState.CLOSING and model.record.close_code == 3000
     assert started(Settings(api_key="sk-right"), authorization="Bearer sk-right").ready
 
 
 def test_the_beta_header_gets_its_error_then_4000() -> None:
     model = make_model()
-    actions = model.start(T0, beta_header=True)
+    actions = model.start(beta_header=True)
     assert isinstance(actions[0], Send) and actions[0].event["error"]["code"] == "beta_api_shape_disabled"
     assert actions[1:] == [Close(4000, "invalid_request_error.beta_api_shape_disabled")]
     assert model.record.errors_sent == ["beta_api_shape_disabled"]

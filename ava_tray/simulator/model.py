@@ -238,8 +238,7 @@ class SessionModel:
     def state(self) -> SessionState:
         return self._state
 
-    @state.setter
-    def state(self, state: SessionState) -> None:
+    def _enter(self, state: SessionState) -> None:
         if state is not self._state:
             logger.debug("simulated session %s: %s -> %s", self.record.id, self._state.name, state.name)
             self._state = state
@@ -277,7 +276,7 @@ class SessionModel:
         elif beta_header:
             self._end(BETA_REFUSAL)
         else:
-            self.state = SessionState.OPEN
+            self._enter(SessionState.OPEN)
             self._expires_at = self.record.opened_at + self._settings.session_limit
             self._emit(session_event("session.created", self._config))
         return self._flush()
@@ -335,7 +334,7 @@ class SessionModel:
                         self._emit(dict(frame))
             case Fault.HALF_OPEN:
                 self._stop_reply()
-                self.state = SessionState.SILENT
+                self._enter(SessionState.SILENT)
                 self._actions.append(GoSilent())
             case Fault.EXPIRE_NOW:
                 self._expire()
@@ -371,7 +370,7 @@ class SessionModel:
     def connection_closed(self, now: float, code: int, reason: str) -> None:
         """The socket is gone; `code` and `reason` are what it observed (kept unless the server chose its own)."""
         self._stop_reply()
-        self.state = SessionState.CLOSED
+        self._enter(SessionState.CLOSED)
         if self.record.close_code is None:
             self.record.close_code, self.record.close_reason = code, reason
         self.record.closed_at = now
@@ -414,7 +413,7 @@ class SessionModel:
             return
         silent = self._state is SessionState.SILENT
         self._stop_reply()
-        self.state = SessionState.CLOSING
+        self._enter(SessionState.CLOSING)
         if silent:
             self._abort()
             return
@@ -426,7 +425,7 @@ class SessionModel:
 
     def _abort(self) -> None:
         self._stop_reply()
-        self.state = SessionState.CLOSING
+        self._enter(SessionState.CLOSING)
         if self.record.close_code is None:
             self.record.close_code = 1006
         self._actions.append(Abort())

@@ -168,6 +168,8 @@ class SimulatedConnection:
 
     async def _flush(self) -> None:
         """Carry out the outbox in order; a flush already under way makes this one wait its turn."""
+        if not self._outbox:
+            return  # nothing to wait for (the reader keeps reading while a close handshake is under way)
         async with self._sending:
             while self._outbox:
                 action = self._outbox.popleft()

@@ -279,7 +279,7 @@ class SessionModel:
             self._enter(SessionState.OPEN)
             self._expires_at = self.record.opened_at + self._settings.session_limit
             self._emit(session_event("session.created", self._config))
-        return self._flush()
+        return self._take_actions()
 
     def receive_text(self, message: str | bytes, now: float) -> list[Action]:
         """Take one WebSocket message from the client: a JSON client event, or an `invalid_json` error."""
@@ -304,7 +304,7 @@ class SessionModel:
                         client_event=event)
         else:
             handler(event, now)
-        return self._flush()
+        return self._take_actions()
 
     def advance(self, now: float) -> list[Action]:
         """Let time pass up to `now`: stream the audio chunks now due, and expire at the session limit."""
@@ -312,7 +312,7 @@ class SessionModel:
             self._stream_reply(min(now, self._expires_at))
             if now >= self._expires_at:
                 self._expire()
-        return self._flush()
+        return self._take_actions()
 
     def apply_fault(self, fault: Fault, count: int = 1) -> list[Action]:
         """Stage `fault` on this session now (`count` frames for the odd-frame ones); ignored unless ready."""
@@ -342,30 +342,30 @@ class SessionModel:
                 pass  # refused at the handshake: never reaches a session
             case _:
                 assert_never(fault)
-        return self._flush()
+        return self._take_actions()
 
     def reply_with_function_call(self, call: FunctionCall) -> list[Action]:
         """Make `call` now, as a whole response; InvalidState unless idle."""
         self._require_idle()
         self._send_function_call(call)
-        return self._flush()
+        return self._take_actions()
 
     def reply_with_audio(self, seconds: float, now: float) -> list[Action]:
         """Start an unsolicited synthetic-voice reply of `seconds`; InvalidState unless idle."""
         self._require_idle()
         self._start_audio_reply(synthetic_voice(seconds), SYNTHETIC_TRANSCRIPT, now)
-        return self._flush()
+        return self._take_actions()
 
     def end(self, ending: Ending) -> list[Action]:
         """End the session from outside (the server stops, or failed): close as `ending` says, abort if silent."""
         self._end(ending)
-        return self._flush()
+        return self._take_actions()
 
     def peer_left(self) -> list[Action]:
         """The peer hung up on a silent session: abort what is left of it."""
         if self._state is SessionState.SILENT:
             self._abort()
-        return self._flush()
+        return self._take_actions()
 
     def connection_closed(self, now: float, code: int, reason: str) -> None:
         """The socket is gone; `code` and `reason` are what it observed (kept unless the server chose its own)."""
@@ -377,7 +377,7 @@ class SessionModel:
 
     # -- emitting -----------------------------------------------------------------------------
 
-    def _flush(self) -> list[Action]:
+    def _take_actions(self) -> list[Action]:
         actions, self._actions = self._actions, []
         return actions
 
@@ -399,11 +399,11 @@ class SessionModel:
             raise InvalidState(f"no client events while {self._state.name.lower()}")
         if self._state is not SessionState.SILENT:
             self._error("invalid_json", message)
-        return self._flush()
+        return self._take_actions()
 
     def _require_idle(self) -> None:
         if not self.idle:
-            raise InvalidState("the session is not idle" if self.ready else f"the session is {self._state.name}")
+            raise InvalidState("a reply is under way" if self.ready else f"the session is {self._state.name.lower()}")
 
     # -- ending -------------------------------------------------------------------------------
 
@@ -431,12 +431,10 @@ class SessionModel:
         self._actions.append(Abort())
 
     def _expire(self) -> None:
-        limit = self._settings.session_limit
         logger.info("simulated session %s expires", self.record.id)
-        ending = Ending(1001, expiry_reason(limit))
-        if self._settings.expiry_error_first:
-            ending = Ending(1001, expiry_reason(limit), "session_expired", error_message=expiry_reason(limit))
-        self._end(ending)
+        reason = expiry_reason(self._settings.session_limit)
+        error_code = "session_expired" if self._settings.expiry_error_first else None
+        self._end(Ending(1001, reason, error_code, error_message=reason))
 
     # -- client events ------------------------------------------------------------------------
 

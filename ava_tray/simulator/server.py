@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -21,8 +21,9 @@ from websockets.http11 import Request, Response
 
 from ava_tray.realtime.connection import is_loopback
 from ava_tray.redact import RedactingFilter, register_secret
-from ava_tray.simulator.connection import SimulatedConnection, SimulatedSession
-from ava_tray.simulator.faults import Fault
+from ava_tray.simulator.connection import SimulatedConnection
+from ava_tray.simulator.faults import HANDSHAKE_REFUSALS, Fault, FaultSchedule
+from ava_tray.simulator.model import FunctionCall, SessionModel, SimulatedSession
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class RealtimeSimulator:
     Sessions end at `session_limit` seconds like OpenAI's do; `inject` stages failures; `sessions` records
     what every connection did. `reply_speed` (default 2.0) is how much faster than real time replies stream.
     `record_audio=False` keeps append events in `client_events` without their audio (long demo sessions).
+    Each session's `SessionModel` reads these settings from the simulator as they are at the time.
     Call everything from the event loop's thread.
     """
 
@@ -76,9 +78,8 @@ class RealtimeSimulator:
         self._listener: Server | None = None
         self._servers: list[Server] = []
         self._connections: list[SimulatedConnection] = []
-        self._handshake_faults: deque[Fault] = deque()
-        self._session_faults: list[list[Any]] = []  # [fault, remaining count]
-        self._function_calls: deque[tuple[str, dict[str, Any]]] = deque()
+        self._faults = FaultSchedule()
+        self._function_calls: deque[FunctionCall] = deque()
         self._ids = itertools.count(1)
         self._change = asyncio.Event()
         self._stopped = False
@@ -170,6 +171,11 @@ class RealtimeSimulator:
     def open_sessions(self) -> list[SimulatedSession]:
         return [session for session in self.sessions if session.open]
 
+    @property
+    def idle(self) -> bool:
+        """Some session is ready and not replying: `request_reply` would start a reply now."""
+        return any(connection.idle for connection in self._connections)
+
     def describe(self) -> str:
         """One line per session, for failure messages."""
         if not self.sessions:
@@ -219,42 +225,19 @@ class RealtimeSimulator:
         if count < 1:
             raise ValueError("count must be at least 1")
         fault = Fault(fault)
-        if fault.at_handshake:
-            self._handshake_faults.extend([fault] * count)
-            return
-        ready = [connection for connection in self._connections if connection.ready]
+        ready = [] if fault.at_handshake else [connection for connection in self._connections if connection.ready]
         for connection in ready:
             connection.apply_fault(fault, count)
-        remaining = count - 1 if ready and fault.ends_session else 0 if ready else count
-        if remaining:
-            self._session_faults.append([fault, remaining])
+        self._faults.stage(fault, count, hit_open_sessions=bool(ready))
         self._changed()
-
-    def _session_ready(self, connection: SimulatedConnection) -> None:
-        """A session sent `session.created`: apply the faults staged for it."""
-        self._changed()
-        ended = False
-        for entry in list(self._session_faults):
-            fault, remaining = entry
-            if fault.ends_session:
-                if ended:
-                    continue
-                ended = True
-                connection.apply_fault(fault)
-                entry[1] = remaining - 1
-            else:
-                connection.apply_fault(fault, remaining)
-                entry[1] = 0
-            if entry[1] <= 0:
-                self._session_faults.remove(entry)
 
     def request_function_call(self, name: str, arguments: dict[str, Any]) -> None:
         """Make the next reply a call of `name(**arguments)`; sent at once if a session is open and idle."""
         json.dumps(arguments)  # fail here, not in the session, if it cannot be sent
-        self._function_calls.append((name, dict(arguments)))
+        self._function_calls.append(FunctionCall(name, dict(arguments)))
         for connection in reversed(self._connections):
             if connection.idle:
-                connection.start_function_call(*self._function_calls.popleft())
+                connection.start_function_call(self._function_calls.popleft())
                 break
 
     def request_reply(self, seconds: float) -> bool:
@@ -267,47 +250,56 @@ class RealtimeSimulator:
                 return connection.start_audio_reply(seconds)
         return False
 
-    def _take_function_call(self) -> tuple[str, dict[str, Any]] | None:
+    def _take_function_call(self) -> FunctionCall | None:
         return self._function_calls.popleft() if self._function_calls else None
 
     # -- connections ----------------------------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Refuse handshakes for staged HTTP faults and for paths that are not the Realtime endpoint."""
-        if self._handshake_faults:
-            fault = self._handshake_faults.popleft()
+        fault = self._faults.next_handshake()
+        if fault is not None:
             self.refused_handshakes += 1
             self._changed()
             logger.info("refusing a handshake (%s)", fault.value)
-            if fault is Fault.HTTP_401:
-                return _json_response(connection, 401, "invalid_request_error", "invalid_api_key",
-                                      "Incorrect API key provided (simulated).")
-            return _json_response(connection, 500, "server_error", None,
-                                  "The server had an error while processing your request (simulated).")
+            refusal = HANDSHAKE_REFUSALS[fault]
+            return _json_response(connection, refusal.status, refusal.error_type, refusal.error_code, refusal.message)
         if not urlsplit(request.path).path.rstrip("/").endswith("/realtime"):
             return _json_response(connection, 404, "invalid_request_error", "not_found",
                                   f"No Realtime endpoint at {urlsplit(request.path).path!r}; use /v1/realtime.")
         return None
 
     async def _handle(self, websocket: ServerConnection) -> None:
-        headers = websocket.request.headers if websocket.request is not None else Headers()
+        request = websocket.request
+        headers = request.headers if request is not None else Headers()
         session = SimulatedSession(
             id=self._new_id("sess"),
             opened_at=time.monotonic(),
             expires_at=int(time.time() + self.session_limit),
             authorization=headers.get("Authorization"),
         )
-        connection = SimulatedConnection(self, websocket, session)
+        model = SessionModel(session, self, model_name=_requested_model(request.path if request else ""),
+                             new_id=self._new_id, next_function_call=self._take_function_call)
+        connection = SimulatedConnection(websocket, model, on_change=self._changed)
         self.sessions.append(session)
         self._connections.append(connection)
         self.max_concurrent = max(self.max_concurrent, len(self.open_sessions))
         logger.info("simulated session %s opened", session.id)
         self._changed()
         try:
+            if connection.open():
+                for fault, count in self._faults.for_new_session():
+                    connection.apply_fault(fault, count)
             await connection.run()
         finally:
             self._connections.remove(connection)
             self._changed()
+
+
+def _requested_model(path: str) -> str:
+    """The `model` query parameter of the request path (`gpt-realtime` when absent)."""
+    models = parse_qs(urlsplit(path).query).get("model")
+    return models[0] if models else "gpt-realtime"
 
 
 def _json_response(connection: ServerConnection, status: int, type_: str, code: str | None,

@@ -55,7 +55,7 @@ async def wait_quiet(simulator: RealtimeSimulator, hold: float = 1.2, timeout: f
     """Wait until the session is idle and nothing (speech, replies) has changed for `hold` seconds."""
     def snapshot() -> tuple[int, int, int, bool]:
         s = simulator.sessions[-1]
-        idle = any(c.idle for c in simulator._connections)
+        idle = simulator.idle
         return s.speech_started, s.replies_sent, s.replies_cancelled, idle
 
     state, since = snapshot(), time.monotonic()
@@ -88,7 +88,7 @@ async def unsolicited_reply(simulator: RealtimeSimulator, *, during: bytes | Non
 
 
 def _reply_audio_started(simulator: RealtimeSimulator) -> bool:
-    return any(c._audio_items and max(c._audio_items.values()) > 300 for c in simulator._connections)
+    return any(s.assistant_audio_ms and max(s.assistant_audio_ms.values()) > 300 for s in simulator.open_sessions)
 
 
 @pytest.mark.timeout(240)

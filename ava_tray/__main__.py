@@ -25,9 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--audio-mode", choices=["speakers", "headphones", "automatic"],
                         help="speakers: echo cancellation; headphones: none; automatic: by the output device's "
                              "name (default: as in Settings)")
-    parser.add_argument("--set-key", action="store_true",
-                        help="read an API key from standard input into the OS keyring")
-    parser.add_argument("--forget-key", action="store_true", help="remove the API key from the OS keyring")
+    parser.add_argument("--set-key", nargs="?", const="openai", choices=["openai", "azure"],
+                        help="read an API key from standard input into the OS keyring (azure: an Azure OpenAI "
+                             "resource's key, kept apart)")
+    parser.add_argument("--forget-key", nargs="?", const="openai", choices=["openai", "azure"],
+                        help="remove the API key (or the Azure one) from the OS keyring")
     parser.add_argument("--self-test", action="store_true", help="check Qt, keyring, audio and one demo session")
     parser.add_argument("--list-devices", nargs="?", const="text", choices=["text", "json"],
                         help="print the microphones and speakers AVA can use (the names Settings takes)")
@@ -53,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.log_level, to_file=not (args.list_devices or args.usage))
     try:
         if args.set_key:
-            return set_key()
+            return set_key(args.set_key)
         if args.forget_key:
-            return forget_key()
+            return forget_key(args.forget_key)
         if args.list_devices:
             return print_devices(args.list_devices)
         if args.usage:
@@ -73,12 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def set_key() -> int:
+def set_key(provider: str) -> int:
     from ava_tray import keystore
 
-    key = getpass.getpass("OpenAI API key (input hidden): ") if sys.stdin.isatty() else sys.stdin.readline()
+    what = "Azure OpenAI API key" if provider == "azure" else "OpenAI API key"
+    key = getpass.getpass(f"{what} (input hidden): ") if sys.stdin.isatty() else sys.stdin.readline()
     try:
-        keystore.save_key(key)
+        keystore.save_key(key, provider)
     except keystore.KeyStoreError as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -86,11 +89,11 @@ def set_key() -> int:
     return 0
 
 
-def forget_key() -> int:
+def forget_key(provider: str) -> int:
     from ava_tray import keystore
 
     try:
-        removed = keystore.forget_key()
+        removed = keystore.forget_key(provider)
     except keystore.KeyStoreError as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -168,7 +171,7 @@ def run_console(args: argparse.Namespace) -> int:
         print(store.warning, file=sys.stderr)
     launch = launch_options(args)
     try:
-        api_key = api_key_for(launch)
+        api_key = api_key_for(launch, settings)
     except keystore.KeyStoreError as exc:
         print(str(exc), file=sys.stderr)
         return 2

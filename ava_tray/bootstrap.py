@@ -13,6 +13,7 @@ from ava_tray import keystore
 from ava_tray.clock import Clock
 from ava_tray.engine import AvaEngine, LaunchOptions
 from ava_tray.history import ReconnectHistory
+from ava_tray.realtime.providers import ProviderError, provider_for
 from ava_tray.settings import Settings
 from ava_tray.tools.hooks import SettingsFile
 
@@ -27,11 +28,16 @@ def launch_options(args: argparse.Namespace) -> LaunchOptions:
                          rollover_enabled=getattr(args, "rollover", None))
 
 
-def api_key_for(launch: LaunchOptions) -> str | None:
-    """The key to connect with (None for the demo); raises `keystore.KeyStoreError` with a sentence."""
+def api_key_for(launch: LaunchOptions, settings: Settings) -> str | None:
+    """The key to connect with (None for the demo): the provider's own (an Azure resource's key is kept
+    apart); raises `keystore.KeyStoreError` with a sentence."""
     if launch.demo:
         return None
-    return keystore.resolve_key()
+    try:
+        provider = provider_for(settings.realtime_url, settings.provider)
+    except ProviderError:
+        provider = provider_for(settings.realtime_url, settings.provider, env={})
+    return keystore.resolve_key(provider.value)
 
 
 def build_engine(settings: Settings, api_key: str | None, launch: LaunchOptions, *,

@@ -27,6 +27,7 @@ from ava_tray.pricing import PriceOverrideError, Usage, cost_usd, parse_price_ov
 from ava_tray.realtime.connection import Keepalive, endpoint_reachable
 from ava_tray.realtime.events import SessionConfig
 from ava_tray.realtime.models import takes_reasoning
+from ava_tray.realtime.providers import ProviderError, provider_for
 from ava_tray.session import RealtimeSession, RolloverPolicy, SessionOptions
 from ava_tray.settings import Settings
 from ava_tray.status import GO_ON, LastInterruption, Snapshot, spend_text
@@ -334,8 +335,13 @@ class AvaEngine:
     def _session_options(self) -> SessionOptions:
         effective = self.effective_settings
         rollover = self.launch.rollover or rollover_policy_for(effective)
+        try:
+            provider = provider_for(self._url, effective.provider)
+        except ProviderError as exc:  # AVA_PROVIDER says something AVA does not know: recognise it from the URL
+            logger.warning("%s", exc)
+            provider = provider_for(self._url, effective.provider, env={})
         return SessionOptions(url=self._url, api_key=self._api_key, config=session_config_for(effective),
-                              keepalive=self.launch.keepalive, rollover=rollover)
+                              keepalive=self.launch.keepalive, rollover=rollover, provider=provider)
 
     async def run(self) -> None:
         """Start the demo simulator if asked, then supervise sessions until `stop()`."""

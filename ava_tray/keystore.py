@@ -14,6 +14,14 @@ logger = logging.getLogger(__name__)
 
 SERVICE = "ava-tray"
 ACCOUNT = "openai-api-key"
+AZURE_ACCOUNT = "azure-openai-api-key"
+"""Azure OpenAI keys are kept apart: a resource's key is not an OpenAI key."""
+ENV_FOR = {ACCOUNT: "OPENAI_API_KEY", AZURE_ACCOUNT: "AZURE_OPENAI_API_KEY"}
+
+
+def account_for(provider: str) -> str:
+    """The keyring entry for a provider (`azure`, else the OpenAI key, which other GA endpoints also take)."""
+    return AZURE_ACCOUNT if provider == "azure" else ACCOUNT
 
 
 class KeyStoreError(Exception):
@@ -45,22 +53,22 @@ def backend_name() -> str:
     return f"{type(backend).__module__}.{type(backend).__name__}"
 
 
-def save_key(key: str) -> None:
-    """Store the key in the OS keyring; never anywhere else."""
+def save_key(key: str, provider: str = "openai") -> None:
+    """Store the key in the OS keyring (the provider's own entry); never anywhere else."""
     key = key.strip()
     if not key:
-        raise KeyStoreError("The key is empty: paste your OpenAI API key.")
+        raise KeyStoreError("The key is empty: paste your API key.")
     register_secret(key)
     try:
-        keyring.set_password(SERVICE, ACCOUNT, key)
+        keyring.set_password(SERVICE, account_for(provider), key)
     except Exception as exc:
         raise _explain(exc, "save the API key") from None
 
 
-def stored_key() -> str | None:
-    """The key in the OS keyring, or None if none is stored."""
+def stored_key(provider: str = "openai") -> str | None:
+    """The provider's key in the OS keyring, or None if none is stored."""
     try:
-        key = keyring.get_password(SERVICE, ACCOUNT)
+        key = keyring.get_password(SERVICE, account_for(provider))
     except Exception as exc:
         raise _explain(exc, "read the API key") from None
     if key:
@@ -68,14 +76,14 @@ def stored_key() -> str | None:
     return key or None
 
 
-def has_stored_key() -> bool:
-    return stored_key() is not None
+def has_stored_key(provider: str = "openai") -> bool:
+    return stored_key(provider) is not None
 
 
-def forget_key() -> bool:
-    """Remove the key from the OS keyring; False if there was none."""
+def forget_key(provider: str = "openai") -> bool:
+    """Remove the provider's key from the OS keyring; False if there was none."""
     try:
-        keyring.delete_password(SERVICE, ACCOUNT)
+        keyring.delete_password(SERVICE, account_for(provider))
     except keyring.errors.PasswordDeleteError:
         return False
     except Exception as exc:
@@ -83,16 +91,21 @@ def forget_key() -> bool:
     return True
 
 
-def resolve_key() -> str:
-    """`OPENAI_API_KEY` if set (headless use), else the key in the OS keyring."""
-    env = os.environ.get("OPENAI_API_KEY", "").strip()
+def resolve_key(provider: str = "openai") -> str:
+    """The provider's environment variable if set (`OPENAI_API_KEY`, `AZURE_OPENAI_API_KEY`: headless use),
+    else its key in the OS keyring."""
+    account = account_for(provider)
+    variable = ENV_FOR[account]
+    env = os.environ.get(variable, "").strip()
     if env:
         register_secret(env)
         return env
-    key = stored_key()
+    key = stored_key(provider)
     if key is None:
-        raise MissingKeyError("No API key is set. Run `ava-tray --set-key` (or open Settings), or set "
-                              "OPENAI_API_KEY; `ava-tray --demo` runs without one.")
+        command = "ava-tray --set-key azure" if account == AZURE_ACCOUNT else "ava-tray --set-key"
+        what = "Azure OpenAI API key" if account == AZURE_ACCOUNT else "API key"
+        raise MissingKeyError(f"No {what} is set. Run `{command}` (or open Settings), or set {variable}; "
+                              "`ava-tray --demo` runs without one.")
     return key
 
 

@@ -32,6 +32,9 @@ class Fault(enum.StrEnum):
     """End the session now exactly as at the session limit."""
     ERROR_QUOTA = "error_quota"
     """Send an `error` with code `insufficient_quota`, then close 1000 "insufficient_quota"."""
+    SERVER_ERROR = "server_error"
+    """Break the session for good, as Azure's sticky failure: an `error` `server_error` now, and every later
+    response fails the same way (`response.done` status failed); the session stays open."""
 
     @property
     def at_handshake(self) -> bool:
@@ -78,6 +81,8 @@ CLOSING_FAULTS: dict[Fault, Ending] = {
 ODD_FRAMES: dict[Fault, str | Event] = {
     Fault.MALFORMED_JSON: '{"type": "response.output_audio.delta", "delta": ',
     Fault.UNKNOWN_EVENT: {"type": "future.unknown_event", "note": "a type from the future"},
+    Fault.SERVER_ERROR: error_event("server_error", "The server had an error while processing your request "
+                                    "(simulated; this session stays broken).", type_="server_error"),
 }
 """The faults that send one odd frame per count and leave the session open: raw text, or an event."""
 

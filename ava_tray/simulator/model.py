@@ -59,6 +59,10 @@ class SimulatedSession:
     close_reason: str = ""
     authorization: str | None = field(default=None, repr=False)
     """The `Authorization` header as received; never logged."""
+    api_key_header: str | None = field(default=None, repr=False)
+    """The `api-key` header (Azure's way to send a key) as received; never logged."""
+    request_path: str = ""
+    """The path and query the client asked for (where the model or Azure deployment went)."""
     session_updates: list[Event] = field(default_factory=list)
     client_events: list[Event] = field(default_factory=list)
     received_audio_ms: float = 0.0
@@ -98,6 +102,12 @@ class SimulatorSettings(Protocol):
     def reply_seconds(self) -> float | None: ...
     @property
     def reply_speed(self) -> float: ...
+    @property
+    def reply_usage(self) -> Event | None: ...
+    @property
+    def refused_models(self) -> frozenset[str]: ...
+    @property
+    def azure(self) -> bool: ...
     @property
     def speech_threshold(self) -> float: ...
     @property
@@ -214,6 +224,8 @@ class SessionModel:
         self._create_response = True
         self._interrupt_response = True
         self._audio_sent = False
+        self._broken = False
+        """`Fault.SERVER_ERROR` broke this session: every later response fails."""
         self._items: dict[str, Event] = {}
         self._user_item_id: str | None = None
         self._pending_turn_pcm: bytes | None = None
@@ -270,7 +282,8 @@ class SessionModel:
             raise InvalidState(f"the session is already {self._state.name.lower()}")
         expected = self._settings.api_key
         given = self.record.authorization or ""
-        if expected is not None and not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+        bearer_expected = expected is not None and not self._settings.azure  # Azure checked api-key at the handshake
+        if bearer_expected and not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
             logger.info("simulated session %s: wrong or missing API key", self.record.id)
             self._end(INVALID_KEY)
         elif beta_header:
@@ -325,6 +338,11 @@ class SessionModel:
                 self._abort()
             case Fault.CLOSE_1011 | Fault.CLOSE_4000 | Fault.ERROR_QUOTA:
                 self._end(CLOSING_FAULTS[fault])
+            case Fault.SERVER_ERROR:
+                self._broken = True
+                frame = ODD_FRAMES[fault]
+                assert isinstance(frame, dict)
+                self._emit({**frame, "error": dict(frame["error"])})
             case Fault.MALFORMED_JSON | Fault.UNKNOWN_EVENT:
                 frame = ODD_FRAMES[fault]
                 for _ in range(count):
@@ -466,6 +484,11 @@ class SessionModel:
         if voice is not None and self._audio_sent and voice != self._voice:
             self._error("cannot_update_voice", "The voice cannot change once the session has produced audio.",
                         param="session.audio.output.voice", client_event=event)
+            return
+        model = session.get("model")
+        if isinstance(model, str) and model in self._settings.refused_models:
+            self._error("model_not_found", f"The model `{model}` does not exist or you do not have access to it.",
+                        param="session.model", client_event=event)
             return
         self.record.session_updates.append(event)
         self._config = merge_session(self._config,
@@ -643,6 +666,9 @@ class SessionModel:
         """Reply to a turn: a requested function call if one is queued, else audio (the turn echoed back)."""
         if not self.ready:
             return  # the session is ending: no new response
+        if self._broken:
+            self._fail_response()
+            return
         call = self._next_function_call()
         if call is not None:
             self._send_function_call(call)
@@ -654,10 +680,23 @@ class SessionModel:
         else:
             self._start_audio_reply(pcm, f"You said something for {pcm_ms(len(pcm)) / 1000:.1f} seconds.", now)
 
+    def _fail_response(self) -> None:
+        """A broken session (`Fault.SERVER_ERROR`): every response fails with `server_error`."""
+        response_id = self._new_id("resp")
+        self._emit({"type": "response.created", "response": self._response(response_id, "in_progress", [])})
+        details = {"type": "failed", "error": {"type": "server_error", "code": "server_error"}}
+        self._emit({"type": "response.done",
+                    "response": self._response(response_id, "failed", [], status_details=details)})
+        self._error("server_error", "The server had an error while processing your request (simulated).")
+
     def _response(self, response_id: str, status: str, output: list[Event], *, audio_ms: float = 0.0,
                   status_details: Event | None = None) -> Event:
-        return response_body(response_id, status, output, audio_ms=audio_ms, voice=self._voice,
+        body = response_body(response_id, status, output, audio_ms=audio_ms, voice=self._voice,
                              status_details=status_details)
+        scripted = self._settings.reply_usage
+        if scripted is not None and status != "in_progress" and output:
+            body["usage"] = dict(scripted)
+        return body
 
     def _response_start(self, response_id: str, item: Event) -> None:
         self._emit({"type": "response.created", "response": self._response(response_id, "in_progress", [])})

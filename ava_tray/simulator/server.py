@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import inspect
 import itertools
 import json
@@ -24,6 +25,7 @@ from ava_tray.redact import RedactingFilter, register_secret
 from ava_tray.simulator.connection import SimulatedConnection
 from ava_tray.simulator.faults import HANDSHAKE_REFUSALS, Fault, FaultSchedule
 from ava_tray.simulator.model import FunctionCall, SessionModel, SimulatedSession
+from ava_tray.simulator.server_events import Event
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +58,8 @@ class RealtimeSimulator:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, session_limit: float = 3600.0,
                  api_key: str | None = None, expiry_error_first: bool = False,
                  reply_seconds: float | None = None, speech_threshold: float = 500.0,
-                 silence_ms: int = 500, record_audio: bool = True) -> None:
+                 silence_ms: int = 500, record_audio: bool = True, azure: bool = False,
+                 refused_models: frozenset[str] = frozenset(), refuse_at_handshake: bool = False) -> None:
         if session_limit <= 0:
             raise ValueError("session_limit must be positive")
         if reply_seconds is not None and reply_seconds <= 0:
@@ -70,6 +73,15 @@ class RealtimeSimulator:
         self.silence_ms = silence_ms
         self.record_audio = record_audio
         self.reply_speed = 2.0
+        self.azure = azure
+        """Take the key as Azure does: in an `api-key` header (a Bearer API key is refused with HTTP 401)."""
+        self.refused_models = refused_models
+        """Models (or Azure deployments) this server will not serve: `model_not_found` after `session.update`,
+        or with `refuse_at_handshake` an HTTP 404 before the upgrade."""
+        self.refuse_at_handshake = refuse_at_handshake
+        self.reply_usage: Event | None = None
+        """The `usage` every completed response reports (a scripted conversation with known cost); None: a
+        usage that follows the reply's length."""
         self.sessions: list[SimulatedSession] = []
         self.max_concurrent = 0
         self.refused_handshakes = 0
@@ -267,7 +279,30 @@ class RealtimeSimulator:
         if not urlsplit(request.path).path.rstrip("/").endswith("/realtime"):
             return _json_response(connection, 404, "invalid_request_error", "not_found",
                                   f"No Realtime endpoint at {urlsplit(request.path).path!r}; use /v1/realtime.")
+        if self.azure and self.api_key is not None:
+            given = request.headers.get("api-key") or ""
+            if not hmac.compare_digest(given.encode(), self.api_key.encode()):
+                self.refused_handshakes += 1
+                self._changed()
+                return _json_response(connection, 401, "invalid_request_error", "401",
+                                      "Access denied due to invalid subscription key or wrong API endpoint "
+                                      "(simulated Azure: the key goes in the api-key header).")
+        model = _requested_model(request.path)
+        if self.refuse_at_handshake and model in self.refused_models:
+            self.refused_handshakes += 1
+            self._changed()
+            code = "DeploymentNotFound" if self.azure else "model_not_found"
+            return _json_response(connection, 404, "invalid_request_error", code,
+                                  f"The model or deployment {model!r} does not exist (simulated).")
         return None
+
+    def azure_url(self, deployment: str, *, legacy: bool = False) -> str:
+        """An Azure-shaped address of this simulator: the GA `/openai/v1/realtime?model=`, or the older
+        `/openai/realtime?api-version=&deployment=`."""
+        base = self.url.split("/v1/realtime", 1)[0]
+        if legacy:
+            return f"{base}/openai/realtime?api-version=2025-04-01-preview&deployment={deployment}"
+        return f"{base}/openai/v1/realtime?model={deployment}"
 
     async def _handle(self, websocket: ServerConnection) -> None:
         request = websocket.request
@@ -277,6 +312,8 @@ class RealtimeSimulator:
             opened_at=time.monotonic(),
             expires_at=int(time.time() + self.session_limit),
             authorization=headers.get("Authorization"),
+            api_key_header=headers.get("api-key"),
+            request_path=request.path if request is not None else "",
         )
         model = SessionModel(session, self, model_name=_requested_model(request.path if request else ""),
                              new_id=self._new_id, next_function_call=self._take_function_call)
@@ -297,8 +334,9 @@ class RealtimeSimulator:
 
 
 def _requested_model(path: str) -> str:
-    """The `model` query parameter of the request path (`gpt-realtime` when absent)."""
-    models = parse_qs(urlsplit(path).query).get("model")
+    """The `model` (or Azure's `deployment`) query parameter of the request path (`gpt-realtime` when absent)."""
+    query = parse_qs(urlsplit(path).query)
+    models = query.get("model") or query.get("deployment")
     return models[0] if models else "gpt-realtime"
 
 

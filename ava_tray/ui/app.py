@@ -109,7 +109,7 @@ class AvaTrayApp:
             return
         if not self.engine.launch.demo:
             try:
-                key = api_key_for(self.engine.launch)
+                key = api_key_for(self.engine.launch, self.engine.settings)
             except keystore.KeyStoreError as exc:
                 logger.warning("restart: %s", exc)
             else:
@@ -175,7 +175,7 @@ class AvaTrayApp:
         key: str | None = None
         if self.engine is None or not self.engine.launch.demo:
             try:
-                key = api_key_for(replace(self.launch, demo=False))
+                key = api_key_for(replace(self.launch, demo=False), settings)
             except keystore.MissingKeyError:
                 key = None
             except keystore.KeyStoreError as exc:
@@ -250,7 +250,7 @@ class AvaTrayApp:
     def resolve_start_key(self) -> str | None:
         """The key to start with; None (and a reason to show) if AVA must wait for one."""
         try:
-            return api_key_for(self.launch)
+            return api_key_for(self.launch, self.settings)
         except keystore.MissingKeyError:
             self.first_run = True
             self.key_problem = None

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from ava_tray import keystore
 from ava_tray.audio.echo import AUDIO_MODE_LABELS
 from ava_tray.realtime.models import MODELS, REASONING_EFFORTS
-from ava_tray.realtime.providers import PROVIDER_LABELS
+from ava_tray.realtime.providers import PROVIDER_LABELS, ProviderError, provider_for
 from ava_tray.settings import AUDIO_MODES, VOICES, Settings
 from ava_tray.tools.mcp.host import McpHost
 from ava_tray.ui.connection_check import ConnectionCheck, check_connection
@@ -116,7 +116,7 @@ class SettingsDialog(QDialog):
             layout.addWidget(welcome)
 
         # -- the key ---------------------------------------------------------------------------------
-        key_box = QGroupBox("OpenAI API key", self)
+        key_box = QGroupBox("API key (OpenAI, or your Azure resource's)", self)
         key_layout = QVBoxLayout(key_box)
         self.key_location = QLabel(key_box)
         self.key_location.setWordWrap(True)
@@ -282,7 +282,7 @@ class SettingsDialog(QDialog):
         """Say where the key is (never the key itself); a keyring problem is shown as its sentence."""
         self.has_stored_key = False
         try:
-            self.has_stored_key = keystore.has_stored_key()
+            self.has_stored_key = keystore.has_stored_key(self._key_provider())
         except keystore.KeyStoreError as exc:
             self.key_location.setText(str(exc))
             self.remove_key_button.setEnabled(False)
@@ -308,17 +308,25 @@ class SettingsDialog(QDialog):
     def remove_key(self) -> None:
         """Remove the stored key from the keyring."""
         try:
-            keystore.forget_key()
+            keystore.forget_key(self._key_provider())
         except keystore.KeyStoreError as exc:
             self.show_error(str(exc))
             return
         self.refresh_key_location()
 
+    def _key_provider(self) -> str:
+        """Whose key the key field holds: an Azure resource's key has an entry of its own."""
+        chosen = str(self.provider_box.currentData() or "automatic")
+        try:
+            return provider_for(self.url_edit.text(), chosen).value
+        except ProviderError:
+            return provider_for(self.url_edit.text(), chosen, env={}).value
+
     def _key_for_test(self) -> str | None:
         entered = self.key_edit.text().strip()
         if entered:
             return entered
-        return keystore.resolve_key()
+        return keystore.resolve_key(self._key_provider())
 
     # -- test connection ---------------------------------------------------------------------------
 
@@ -381,7 +389,7 @@ class SettingsDialog(QDialog):
         key = self.key_edit.text().strip()
         if key:
             try:
-                keystore.save_key(key)
+                keystore.save_key(key, self._key_provider())
             except keystore.KeyStoreError as exc:
                 self.show_error(str(exc))
                 return False

@@ -51,6 +51,9 @@ class Settings:
     speech_threshold: float = 500.0
     silence_ms: int = 500
     record_audio: bool = True
+    reply_usage: dict[str, Any] | None = None
+    refused_models: frozenset[str] = frozenset()
+    azure: bool = False
 
 
 def make_model(settings: Settings | None = None, *, calls: list[FunctionCall] | None = None,

@@ -78,7 +78,7 @@ async def test_demo_runs_the_engine_and_quit_cleans_up_within_2_s(qtbot: QtBot, 
 
 async def test_first_start_without_a_key_opens_settings_with_try_the_demo(
         qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_key() -> str:
+    def no_key(*_: object) -> str:
         raise keystore.MissingKeyError("No API key is set.")
 
     monkeypatch.setattr(keystore, "resolve_key", no_key)
@@ -99,7 +99,7 @@ async def test_first_start_without_a_key_opens_settings_with_try_the_demo(
 async def test_a_rejected_key_is_an_error_without_retries_until_a_new_key_and_restart(
         qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = [BAD_KEY]
-    monkeypatch.setattr(keystore, "resolve_key", lambda: keys[-1])
+    monkeypatch.setattr(keystore, "resolve_key", lambda *_: keys[-1])
     async with RealtimeSimulator(api_key=GOOD_KEY) as simulator:
         store = SettingsStore(tmp_path / "settings.ini")
         store.save(Settings(realtime_url=simulator.url, delay_other=0.5, delay_connection_lost=0.5))
@@ -125,8 +125,8 @@ async def test_a_rejected_key_is_an_error_without_retries_until_a_new_key_and_re
 async def test_saving_settings_in_error_uses_the_new_key_at_once(
         qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = [BAD_KEY]
-    monkeypatch.setattr(keystore, "resolve_key", lambda: keys[-1])
-    monkeypatch.setattr(keystore, "save_key", keys.append)
+    monkeypatch.setattr(keystore, "resolve_key", lambda *_: keys[-1])
+    monkeypatch.setattr(keystore, "save_key", lambda key, *_: keys.append(key))
     async with RealtimeSimulator(api_key=GOOD_KEY) as simulator:
         SettingsStore(tmp_path / "settings.ini").save(Settings(realtime_url=simulator.url))
         app = make_app(tmp_path, LaunchOptions())

@@ -198,7 +198,7 @@ class AvaEngine:
         self._publish(self._summarised(replace(self._snapshot, state=state)))
         if self._pause_pending is not None and not (isinstance(state, Connected) and state.speaking):
             reason, self._pause_pending = self._pause_pending, None
-            self.supervisor.pause(reason)
+            self._pause(reason)
 
     @property
     def notifier(self) -> Notifier:
@@ -239,12 +239,15 @@ class AvaEngine:
             if isinstance(state, Connected) and state.speaking:
                 self._pause_pending = reason  # let AVA finish the sentence it is saying
             else:
-                self.supervisor.pause(reason)
-                self.notifier.notify("AVA paused", f"AVA paused: {reason}. It goes on tomorrow, or now if you "
-                                     f"choose “{GO_ON}”.")
+                self._pause(reason)
         elif isinstance(state, Paused) and not budget.paused:
             logger.info("the budget allows sessions again: resuming")
             self.supervisor.resume()
+
+    def _pause(self, reason: str) -> None:
+        self.supervisor.pause(reason)
+        self.notifier.notify("AVA paused", f"AVA paused: {reason}. It goes on tomorrow, or now if you choose "
+                             f"“{GO_ON}”.")
 
     async def _resume_each_day(self) -> None:
         """Just after local midnight a new day's budget starts: check it (a pause lifts by itself)."""

@@ -22,6 +22,16 @@ from ava_tray.supervisor import Connected, Paused
 BUDGET = 2.0
 
 
+class CollectedNotices:
+    """The user's notifications, as the tray or the console would show them."""
+
+    def __init__(self) -> None:
+        self.titles: list[str] = []
+
+    def notify(self, title: str, text: str) -> None:
+        self.titles.append(title)
+
+
 async def wait_for(predicate: object, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():  # type: ignore[operator]
@@ -41,9 +51,18 @@ async def test_the_budget_pause_holds_across_a_restart_and_lifts_the_next_day(tm
         engine = engine_on(simulator, SpendLedger(ledger_path, clock=clock), clock)
         task = asyncio.create_task(engine.run())
         await wait_for(lambda: isinstance(engine.snapshot.state, Connected))
-        engine.ledger.record("gpt-realtime-2.1", Usage(audio_out=31_250), 2.0)  # as a response would
-        engine._check_budget()
+        notices = CollectedNotices()
+        engine.notifier = notices
+        # One reply whose usage costs 20 000 × $64 + 12 500 × $32 per million = $1.68 (84 %), then $3.36.
+        simulator.reply_usage = {"input_tokens": 12_500, "output_tokens": 20_000,
+                                 "input_token_details": {"audio_tokens": 12_500},
+                                 "output_token_details": {"audio_tokens": 20_000}}
+        assert simulator.request_reply(0.3)
+        await wait_for(lambda: engine.snapshot.spend_today > 1.6)
+        assert notices.titles == ["AVA's budget"] and isinstance(engine.snapshot.state, Connected)
+        await simulator.wait_for(lambda: simulator.request_reply(0.3), timeout=10)
         await wait_for(lambda: isinstance(engine.snapshot.state, Paused))
+        assert notices.titles == ["AVA's budget", "AVA paused"]
         status = describe(engine.snapshot, clock.monotonic())
         assert status.tooltip.startswith("AVA · Paused: today's budget of $2.00 is spent")
         assert status.action == GO_ON and status.icon_name == "paused"

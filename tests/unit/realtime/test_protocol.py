@@ -341,3 +341,14 @@ def test_a_refused_model_is_fatal_whatever_code_the_server_gives() -> None:
     refused = {"type": "error", "error": {"type": "invalid_request_error", "code": "invalid_value",
                                           "param": "session.model", "message": "Unknown model."}}
     assert protocol.receive(refused) == [ServerError("invalid_model", "Unknown model."), Fatal("invalid_model")]
+
+
+def test_a_session_created_without_expires_at_ends_at_the_provider_s_known_limit() -> None:
+    from ava_tray.realtime.providers import SESSION_LIMIT_S, Provider
+
+    azure = ServerSessionProtocol(lambda: 1_000.0, known_limit=SESSION_LIMIT_S[Provider.AZURE])
+    assert azure.receive({"type": "session.created", "session": {}}) == [Configure(1_000.0 + 1800.0)]
+    unknown = ServerSessionProtocol(lambda: 1_000.0, known_limit=SESSION_LIMIT_S[Provider.CUSTOM])
+    assert unknown.receive({"type": "session.created", "session": {}}) == [Configure(None)], "not guessed"
+    said = ServerSessionProtocol(lambda: 1_000.0, known_limit=1800.0)
+    assert said.receive({"type": "session.created", "session": {"expires_at": 4_600}}) == [Configure(4_600.0)]

@@ -158,7 +158,7 @@ build_linux() {
     printf '  %-28s %6s s\n' "build time" "$seconds"
 }
 
-# The size goals (tests/packaging/test_installed.py asserts them too), in MB of 10^6 bytes.
+# The size goals (tests/e2e/packaging/test_installed.py asserts them too), in MB of 10^6 bytes.
 MAX_UNPACKED_MB=150
 MAX_TARBALL_MB=60
 

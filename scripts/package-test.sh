@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # usage: bash scripts/package-test.sh [PYTEST ARGS...]   — build the Linux packages, install the .deb, run it
 #
-# The acceptance test of the packaging (tests/packaging/, marked e2e): builds the bundle, tar.gz and .deb
+# The acceptance test of the packaging (tests/e2e/packaging/): builds the bundle, tar.gz and .deb
 # with scripts/build.sh into a temporary folder (or uses AVA_PACKAGE_DEB / AVA_PACKAGE_TARBALL), installs
 # the .deb with dpkg and removes it afterwards, runs `ava-tray --self-test` and the tray app (Xvfb + trayer)
 # with the system's libportaudio2 hidden, compares the installed self-test's capabilities with the development
@@ -12,4 +12,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-exec bash scripts/with-services.sh .venv/bin/python -m pytest -p no:cacheprovider -s tests/packaging "$@"
+exec bash scripts/with-services.sh .venv/bin/python -m pytest -p no:cacheprovider -s tests/e2e/packaging "$@"

@@ -13,7 +13,7 @@ if [[ ${1:-} == --fast ]]; then
     status=0
     env -u DISPLAY -u WAYLAND_DISPLAY -u DBUS_SESSION_BUS_ADDRESS -u AVA_SERVICES \
         QT_QPA_PLATFORM=offscreen PULSE_SERVER=unix:/nonexistent \
-        .venv/bin/python -m pytest -p no:cacheprovider -q tests/unit tests/integration "$@" || status=$?
+        .venv/bin/python -m pytest -p no:cacheprovider -q -n auto tests/unit tests/integration "$@" || status=$?
     awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "fast lane: %.1f s\n", e - s }'
     exit "$status"
 fi

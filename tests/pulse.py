@@ -23,7 +23,7 @@ import pytest
 from waits import wait_until
 
 RATE = 24000
-RUN_HINT = "bash scripts/with-services.sh .venv/bin/python -m pytest tests/audio"
+RUN_HINT = "bash scripts/with-services.sh .venv/bin/python -m pytest tests/e2e/audio"
 LOUD_RMS = 500.0
 """An RMS (int16 units) well above the null sinks' silence (0) and below the test signals (~5000)."""
 WINDOW_MS = 10

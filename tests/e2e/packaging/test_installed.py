@@ -32,7 +32,7 @@ from ava_tray import capabilities
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # the first build compiles numpy
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "artifacts" / "package-test"
 INSTALL_DIR = Path("/opt/ava-tray")
 COMMAND = Path("/usr/bin/ava-tray")

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_until  # tests/tools/conftest.py
 from PySide6.QtWidgets import QMessageBox
+from waits import wait_until
 
 from ava_tray.memory import MemoryStore
 from ava_tray.ui.consent import TrayConsentAsker

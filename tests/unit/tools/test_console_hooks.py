@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import wait_until  # tests/tools/conftest.py
+from waits import wait_until
 
 from ava_tray.tools.console import ConsoleConsentAsker, ConsoleNotifier
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from desktop_bus import Desktop, dbus_daemon_available, private_session_bus
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHECK_NAMES = ("qt platform", "icons", "text services", "portaudio", "audio devices", "network information",
                "tray protocol", "notifications", "keyring", "echo cancellation", "simulated session")
 

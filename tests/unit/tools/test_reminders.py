@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import wait_until  # tests/tools/conftest.py
+from waits import wait_until
 
 from ava_tray.clock import ManualClock
 from ava_tray.memory import MemoryStore

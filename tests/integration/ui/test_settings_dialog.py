@@ -1,5 +1,5 @@
-"""Settings: round-trip through the dialog and QSettings, the key in the OS keyring only, keyring errors as
-sentences, a corrupt file's warning, the device pickers, Test connection."""
+"""Settings: round-trip through the dialog and QSettings, keyring errors as sentences, a corrupt file's warning,
+the device pickers, Test connection (the key in a real Secret Service: tests/e2e/test_settings_keyring.py)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,10 @@ import pytest
 from pytestqt.qtbot import QtBot
 from ui_helpers import eventually
 
-from ava_tray import keystore
 from ava_tray.settings import Settings
 from ava_tray.settings_store import SettingsStore
 from ava_tray.simulator import RealtimeSimulator
 from ava_tray.ui.settings_dialog import SYSTEM_DEFAULT, SettingsDialog
-
-DEVICES = (["Built-in Microphone", "USB Headset"], ["Speakers", "USB Headset"])
-
-
-def real_keyring_or_skip() -> None:
-    if isinstance(keyring.get_keyring(), keyring.backends.fail.Keyring):
-        pytest.skip("no OS keyring (Secret Service) in this session: run under `bash scripts/with-services.sh`")
 
 
 @pytest.fixture
@@ -36,19 +28,7 @@ def no_keyring() -> Iterator[None]:
     keyring.set_keyring(previous)
 
 
-@pytest.fixture
-def clean_keyring() -> Iterator[None]:
-    real_keyring_or_skip()
-    keystore.forget_key()
-    yield
-    keystore.forget_key()
-
-
-def make_dialog(qtbot: QtBot, settings: Settings, saved: list[Settings], **kwargs: object) -> SettingsDialog:
-    dialog = SettingsDialog(settings, on_save=saved.append, list_devices=lambda: DEVICES, **kwargs)  # type: ignore[arg-type]
-    qtbot.addWidget(dialog)
-    qtbot.waitUntil(lambda: dialog.devices_listed, timeout=5000)
-    return dialog
+from settings_dialog_rig import DEVICES, make_dialog  # noqa: E402  (tests/settings_dialog_rig.py)
 
 
 def test_the_device_pickers_fill_off_the_gui_thread(qtbot: QtBot, no_keyring: None) -> None:
@@ -156,33 +136,6 @@ def test_a_missing_keyring_shows_its_sentence_not_a_traceback(qtbot: QtBot, no_k
     assert not dialog.save()
     assert "no OS keyring is available" in dialog.error_label.text() and saved == []
     assert "Traceback" not in dialog.error_label.text()
-
-
-def test_the_key_goes_to_the_secret_service_and_never_into_the_settings_file(
-        qtbot: QtBot, tmp_path: Path, clean_keyring: None) -> None:
-    store = SettingsStore(tmp_path / "settings.ini")
-    key = "sk-" "test-tray-0123456789abcdef"
-    dialog = SettingsDialog(Settings(), on_save=store.save, list_devices=lambda: DEVICES, first_run=True,
-                            on_demo=lambda: None)
-    qtbot.addWidget(dialog)
-    assert "No key is stored" in dialog.key_location.text()
-    assert dialog.demo_button.isVisibleTo(dialog)
-    dialog.key_edit.setText(key)
-    assert dialog.save()
-    assert keystore.stored_key() == key
-    assert key not in (tmp_path / "settings.ini").read_text()
-    reopened = make_dialog(qtbot, store.load(), [])
-    assert "A key is stored in the OS keyring" in reopened.key_location.text()
-    assert key not in reopened.key_location.text() and reopened.key_edit.text() == ""
-    assert not reopened.key_edit.isVisibleTo(reopened)
-    reopened.replace_key_button.click()
-    assert reopened.key_edit.isVisibleTo(reopened)
-    reopened.key_edit.setText("sk-" "test-replaced-key-000")
-    assert reopened.save()
-    assert keystore.stored_key() == "sk-" "test-replaced-key-000"
-    last = make_dialog(qtbot, store.load(), [])
-    last.remove_key_button.click()
-    assert keystore.stored_key() is None and "No key is stored" in last.key_location.text()
 
 
 async def test_test_connection_reports_success_and_a_rejected_key(qtbot: QtBot, no_keyring: None) -> None:

@@ -1,4 +1,6 @@
-"""UI tests run offscreen on the qasync loop (one QApplication; asyncio and Qt on one thread)."""
+"""Qt tests run offscreen on the qasync loop (one QApplication; asyncio and Qt on one thread).
+
+The Qt test folders' conftest.py import the hook from here."""
 
 from __future__ import annotations
 

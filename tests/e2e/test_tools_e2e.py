@@ -1,6 +1,6 @@
 """Tools end to end: the real engine and session against the simulator on loopback, real PortAudio audio.
 
-Run through `bash scripts/with-services.sh .venv/bin/python -m pytest tests/tools -q` (PulseAudio null
+Run through `bash scripts/with-services.sh .venv/bin/python -m pytest tests/e2e/test_tools_e2e.py -q` (PulseAudio null
 sinks); without PulseAudio these tests skip. Every client event is validated against the official SDK.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 
 import pydantic
 import pytest
-from conftest import wait_until  # tests/tools/conftest.py
 from openai.types.realtime import RealtimeClientEvent
+from waits import wait_until
 
 from ava_tray.audio import VoiceIO
 from ava_tray.engine import AvaEngine

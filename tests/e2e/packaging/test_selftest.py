@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from desktop_bus import Desktop, dbus_daemon_available, private_session_bus
 
+from ava_tray.capabilities import PROBES
+
 REPO = Path(__file__).resolve().parents[3]
-CHECK_NAMES = ("qt platform", "icons", "text services", "portaudio", "audio devices", "network information",
-               "tray protocol", "notifications", "keyring", "echo cancellation", "simulated session")
+CHECK_NAMES = ("qt platform", "icons", "text services", "portaudio", "audio devices",
+               *(name for name, _probe in PROBES), "simulated session")
 
 # PortAudio made unreachable the way a machine without libportaudio2 sees it: sounddevice's lookup
 # (ctypes.util.find_library("portaudio")) finds nothing.
@@ -77,6 +79,8 @@ def test_headless_self_test_passes(tmp_path: Path) -> None:
     status, detail = lines["echo cancellation"]
     assert status == "OK" and detail.startswith("on; ") and "dB of a synthetic 60 ms echo removed" in detail
     assert int(detail.split()[1]) >= 40
+    status, detail = lines["MCP"]
+    assert status == "OK" and detail.startswith("stdio and streamable HTTP; available (SDK "), detail
     status, detail = lines["simulated session"]
     assert status == "OK" and "completed" in detail and "closed 1000" in detail
     assert result.stdout.splitlines()[-1].startswith("self-test passed: ")

@@ -28,6 +28,7 @@ from ava_tray.status import NeedsKey, Notice, Snapshot, UiState
 from ava_tray.supervisor import Error
 from ava_tray.ui import autostart
 from ava_tray.ui.consent import TrayConsentAsker
+from ava_tray.ui.conversation_window import ConversationWindow
 from ava_tray.ui.icons import app_icon
 from ava_tray.ui.memory_window import MemoryWindow
 from ava_tray.ui.network import watch_network
@@ -213,6 +214,23 @@ class AvaTrayApp:
         window.show()
         window.raise_()
         window.activateWindow()
+
+    def show_conversation(self) -> None:
+        """Open (or raise) the Conversation window (today's turns, live; saved days)."""
+        if self.engine is None:
+            self.ui.notify(Notice("AVA", "AVA is not running yet: save an API key or try the demo first."))
+            return
+        window = self.ui.extra_windows.get("conversation")
+        if not isinstance(window, ConversationWindow):
+            window = ConversationWindow(self.engine.conversation_log)
+            window.setWindowIcon(app_icon())
+            self.ui.extra_windows["conversation"] = window
+        else:
+            window.fill_days()
+        window.show()
+        window.raise_()
+        window.activateWindow()
+        self.ui.write_debug_state()
 
     def start_engine(self, engine: AvaEngine) -> None:
         """Run `engine` on the loop and render every snapshot it publishes."""

@@ -53,6 +53,8 @@ class TrayHost(Protocol):
 
     def show_memory(self) -> None: ...
 
+    def show_conversation(self) -> None: ...
+
     def set_start_at_login(self, enabled: bool) -> None: ...
 
     def quit(self) -> None: ...
@@ -95,6 +97,7 @@ class TrayUI(QObject):
         self.menu.addAction(self.mute_action)
         self.menu.addSeparator()
         self.status_window_action = self._action("Status…", self.show_status_window)
+        self.conversation_action = self._action("Conversation…", host.show_conversation)
         self.history_action = self._action("Reconnect history…", self.show_history)
         self.memory_action = self._action("Memory…", host.show_memory)
         self.settings_action = self._action("Settings…", host.show_settings)
@@ -112,7 +115,8 @@ class TrayUI(QObject):
 
         self.status_window = StatusWindow(restart=host.restart_now, step=host.take_status_action,
                                           settings=host.show_settings,
-                                          history=self.show_history, set_muted=host.set_muted,
+                                          history=self.show_history, conversation=host.show_conversation,
+                                          set_muted=host.set_muted,
                                           quit_app=host.quit, standalone=not tray_available)
         self.status_window.setWindowIcon(app_icon())
 
@@ -279,7 +283,9 @@ class TrayUI(QObject):
                    "history": self.history_window is not None and self.history_window.isVisible()}
         windows.update({name: w.isVisible() for name, w in self.extra_windows.items()})
         history_rows = self.history_window.table.rowCount() if self.history_window is not None else 0
+        shown = {name: w.debug_state() for name, w in self.extra_windows.items() if hasattr(w, "debug_state")}
         return {
+            **shown,
             "pid": os.getpid(),
             "state": self._rendered_state,  # what the icon shows, not a state not yet rendered
             "icon": self.status.icon_name if self.status else None,

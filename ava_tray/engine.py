@@ -304,17 +304,50 @@ class AvaEngine:
 
     def set_muted(self, muted: bool) -> None:
         """Mute or unmute; from another thread (a tool's) the change is made on the event loop."""
+        self._on_loop(self._apply_mute, muted)
+
+    def set_push_to_talk(self, enabled: bool, shortcut: str = "") -> None:
+        """Push-to-talk on or off: with it the microphone opens only while `shortcut` is held."""
+        self._on_loop(self._apply_push_to_talk, enabled, shortcut)
+
+    def hold_to_talk(self, held: bool) -> None:
+        """The push-to-talk shortcut went down (True) or up; nothing while push-to-talk is off."""
+        self._on_loop(self._apply_hold, held)
+
+    def _on_loop(self, change: Callable[..., None], *args: object) -> None:
         loop = self._loop
         if loop is not None and threading.get_ident() != self._loop_thread and not loop.is_closed():
-            loop.call_soon_threadsafe(self._apply_mute, muted)
+            loop.call_soon_threadsafe(change, *args)
         else:
-            self._apply_mute(muted)
+            change(*args)
 
     def _apply_mute(self, muted: bool) -> None:
         if muted != self._snapshot.muted:
             logger.info("microphone %s", "muted" if muted else "unmuted")
-        self.session.muted = muted
         self._publish(replace(self._snapshot, muted=muted))
+        self._apply_microphone()
+
+    def _apply_push_to_talk(self, enabled: bool, shortcut: str) -> None:
+        if enabled != self._snapshot.push_to_talk:
+            logger.info("push-to-talk %s", f"on ({shortcut})" if enabled else "off")
+        self._publish(replace(self._snapshot, push_to_talk=enabled, talking=False, shortcut=shortcut))
+        self._apply_microphone()
+
+    def _apply_hold(self, held: bool) -> None:
+        if not self._snapshot.push_to_talk or held == self._snapshot.talking:
+            return
+        logger.info("push-to-talk %s", "held: microphone open" if held else "released: microphone closed")
+        self._publish(replace(self._snapshot, talking=held))
+        self._apply_microphone()
+
+    def _apply_microphone(self) -> None:
+        """Whether microphone audio goes to the server: not when muted, nor in push-to-talk while not held.
+
+        Hook for the voice gate (issue 15): with the gate on, push-to-talk should set its `forced_open` to
+        `snapshot.push_to_talk and snapshot.talking` here instead of closing the microphone through mute.
+        """
+        snapshot = self._snapshot
+        self.session.muted = snapshot.muted or (snapshot.push_to_talk and not snapshot.talking)
 
     # -- audio ---------------------------------------------------------------------------------------
 

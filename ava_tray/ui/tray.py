@@ -81,6 +81,8 @@ class TrayUI(QObject):
         self._tooltip = ""
         self.history_window: HistoryWindow | None = None
         self.extra_windows: dict[str, QWidget] = {}
+        self.extra_state: dict[str, Any] = {}
+        """More for the debug state (e.g. how the global shortcut stands)."""
 
         self.tray = QSystemTrayIcon(self)
         self.menu = QMenu()
@@ -286,6 +288,7 @@ class TrayUI(QObject):
         shown = {name: w.debug_state() for name, w in self.extra_windows.items() if hasattr(w, "debug_state")}
         return {
             **shown,
+            **self.extra_state,
             "pid": os.getpid(),
             "state": self._rendered_state,  # what the icon shows, not a state not yet rendered
             "icon": self.status.icon_name if self.status else None,
@@ -300,6 +303,8 @@ class TrayUI(QObject):
             "history_rows": history_rows,
             "records": len(self.host.history.records),
             "muted": self.snapshot.muted,
+            "push_to_talk": self.snapshot.push_to_talk,
+            "talking": self.snapshot.talking,
             "notifications": [{"title": n.title, "message": n.message} for n in self.notices],
         }
 

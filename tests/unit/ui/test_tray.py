@@ -97,6 +97,9 @@ def test_every_state_renders_its_own_icon_and_tooltip(ui: TrayUI, clock: ManualC
     ui.host.muted = True  # type: ignore[attr-defined]
     set_state(ui, Connected(1, now))
     seen["muted"] = (ui.tray.icon().cacheKey(), ui.tray.toolTip())
+    ui.host.muted = False  # type: ignore[attr-defined]
+    ui.show_snapshot(Snapshot(Connected(1, now), push_to_talk=True, shortcut="Ctrl+Alt+A"))
+    seen["push_to_talk"] = (ui.tray.icon().cacheKey(), ui.tray.toolTip())
     assert set(seen) == set(ICON_NAMES) - {"offline"}
     assert len({key for key, _ in seen.values()}) == len(seen)
     assert len({tip for _, tip in seen.values()}) == len(seen)

@@ -313,6 +313,10 @@ class LoggedTools:
     def instructions_suffix(self) -> str:
         return self.inner.instructions_suffix()
 
+    @property
+    def version(self) -> int:
+        return self.inner.version
+
     async def call(self, name: str, arguments: str, call_id: str) -> str:
         entry = self.log.tool_started(name, arguments, call_id)
         try:

@@ -40,6 +40,8 @@ class PortalShortcut:
         self._bus: Any = None
         self._session: str | None = None
         self._waiting: dict[str, asyncio.Future[tuple[int, dict[str, Any]]]] = {}
+        self._unclaimed: dict[str, tuple[int, dict[str, Any]]] = {}
+        """Responses on paths nobody waits for yet (an older portal's own path, answered before its reply)."""
         self._on_press: Callable[[], None] = lambda: None
         self._on_release: Callable[[], None] = lambda: None
 
@@ -128,6 +130,8 @@ class PortalShortcut:
             handle = str(reply.body[0])
             if handle != expected:  # portals before version 0.9 chose the path themselves
                 self._waiting[handle] = self._waiting.pop(expected)
+                if handle in self._unclaimed:
+                    future.set_result(self._unclaimed.pop(handle))
             async with asyncio.timeout(RESPONSE_TIMEOUT_S):
                 return await future
         except TimeoutError:
@@ -143,9 +147,11 @@ class PortalShortcut:
         if message.message_type != MessageType.SIGNAL:
             return
         if message.interface == REQUEST and message.member == "Response":
+            code, results = message.body
             future = self._waiting.get(message.path)
-            if future is not None and not future.done():
-                code, results = message.body
+            if future is None:
+                self._unclaimed[message.path] = (int(code), dict(results))
+            elif not future.done():
                 future.set_result((int(code), dict(results)))
         elif message.interface == SHORTCUTS and message.member in ("Activated", "Deactivated"):
             session, shortcut = str(message.body[0]), str(message.body[1])

@@ -138,3 +138,31 @@ class X11Shortcut:
             display.close()
         except Exception as exc:  # the display may be gone already
             logger.debug("closing the X display: %s", exc)
+
+
+def probe_grab(display_name: str | None = None) -> str:
+    """Grab and let go of an unlikely chord (Ctrl+Alt+Shift+Meta+F12) to show that grabbing works here; returns
+    the X server's vendor. Raises ShortcutUnavailable (no display, or python-xlib missing) or ShortcutTaken."""
+    try:
+        from Xlib import XK, X, error
+        from Xlib import display as xdisplay
+    except ImportError as exc:
+        raise ShortcutUnavailable(f"python-xlib is missing ({exc})") from exc
+    try:
+        display = xdisplay.Display(display_name)
+    except (error.DisplayError, error.ConnectionClosedError, OSError) as exc:
+        raise ShortcutUnavailable(f"the X display could not be opened ({exc})") from exc
+    try:
+        keycode = display.keysym_to_keycode(XK.string_to_keysym("F12"))
+        modifiers = X.ControlMask | X.Mod1Mask | X.ShiftMask | X.Mod4Mask
+        caught = error.CatchError(error.BadAccess)
+        root = display.screen().root
+        root.grab_key(keycode, modifiers, True, X.GrabModeAsync, X.GrabModeAsync, onerror=caught)
+        display.sync()
+        if caught.get_error() is not None:
+            raise ShortcutTaken("another program holds Ctrl+Alt+Shift+Meta+F12")
+        root.ungrab_key(keycode, modifiers)
+        display.sync()
+        return str(display.display.info.vendor)
+    finally:
+        display.close()

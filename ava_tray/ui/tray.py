@@ -18,9 +18,10 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from ava_tray.clock import Clock
+from ava_tray.day_timeline import Live
 from ava_tray.history import ReconnectHistory
 from ava_tray.status import Notice, NotificationPolicy, Snapshot, TrayStatus, describe
-from ava_tray.supervisor import Error
+from ava_tray.supervisor import Connected, Error, Paused
 from ava_tray.ui import autostart
 from ava_tray.ui.history_window import HistoryWindow
 from ava_tray.ui.icons import StateIcons, app_icon, prefers_dark
@@ -253,12 +254,20 @@ class TrayUI(QObject):
     def show_history(self) -> None:
         """Open (or raise) the reconnect history window."""
         if self.history_window is None:
-            self.history_window = HistoryWindow(self.host.history, self.clock, cost_of=self.host.session_cost)
+            self.history_window = HistoryWindow(self.host.history, self.clock, cost_of=self.host.session_cost,
+                                                live=self._live_for_history)
             self.history_window.setWindowIcon(app_icon())
         self.history_window.show()
         self.history_window.raise_()
         self.history_window.activateWindow()
         self.write_debug_state()
+
+    def _live_for_history(self) -> Live:
+        """What the day strip cannot read from the history: since when AVA is connected, or that it is paused."""
+        state = self.snapshot.state
+        if isinstance(state, Connected):
+            return Live(connected_since=self.clock.wall() - (self.clock.monotonic() - state.since))
+        return Live(paused=isinstance(state, Paused))
 
     def set_login_checked(self, enabled: bool) -> None:
         """Show whether start at login is on (after the app changed or failed to change it)."""

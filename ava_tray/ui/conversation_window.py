@@ -540,5 +540,8 @@ class ConversationWindow(QWidget):
     def debug_state(self, last: int = 40) -> dict[str, Any]:
         """The rows shown (the last `last` of them), for end-to-end tests that watch from outside."""
         shown = self.shown_entries()
+        button = self.export_button
+        corner = button.mapToGlobal(button.rect().topLeft())
         return {"rows": len(shown), "day": self.shown_day.isoformat(),
-                "entries": [entry_json(e) for e in shown[-last:]]}
+                "entries": [entry_json(e) for e in shown[-last:]],
+                "export_button": [corner.x(), corner.y(), button.width(), button.height()]}

@@ -235,6 +235,46 @@ def mcp_tools() -> Capability:
     return Capability("stdio and streamable HTTP", sentence)
 
 
+def global_shortcut() -> Capability:
+    """How the global shortcut (mute, push-to-talk) reaches AVA here: an X11 grab, the desktop portal, pynput."""
+    from ava_tray.hotkey import backend_for_desktop
+    from ava_tray.hotkey.keys import ShortcutTaken, ShortcutUnavailable
+
+    if sys.platform in ("win32", "darwin"):
+        try:
+            import pynput.keyboard  # noqa: F401
+        except Exception as exc:
+            return Capability(NONE, f"pynput did not load ({exc}): use the tray menu", "WARN")
+        return Capability("pynput", "a keyboard hook (Windows) or event tap (macOS); a shortcut another program "
+                          "holds cannot be detected there")
+    if not _has_display():
+        return Capability(NONE, "not checked without a display", "INFO")
+    backend = backend_for_desktop()
+    if isinstance(backend, str):
+        return Capability(NONE, backend, "WARN")
+    if backend.name == "X11":
+        from ava_tray.hotkey.x11 import probe_grab
+
+        try:
+            vendor = probe_grab()
+        except ShortcutUnavailable as exc:
+            return Capability(NONE, f"{exc}: use the tray menu", "WARN")
+        except ShortcutTaken as exc:
+            raise CapabilityBroken(str(exc)) from exc
+        return Capability("X11", f"XGrabKey through python-xlib works on {vendor}")
+    from ava_tray.hotkey.portal import NOT_OFFERED, PORTAL, PORTAL_PATH, SHORTCUTS
+
+    try:
+        import dbus_fast  # noqa: F401  (the portal's client; checked here so a bundle without it shows)
+    except ImportError as exc:
+        return Capability(NONE, f"dbus-fast is missing ({exc}): use the tray menu", "WARN")
+    reply = _dbus_call(PORTAL, PORTAL_PATH, "org.freedesktop.DBus.Properties", "Get", SHORTCUTS, "version")
+    if not reply:
+        return Capability(NONE, NOT_OFFERED, "WARN")
+    return Capability("XDG desktop portal", f"GlobalShortcuts version {reply[0]} (the desktop may ask to confirm "
+                      "the key)")
+
+
 PROBES: tuple[tuple[str, Callable[[], Capability]], ...] = (
     ("network information", network_information),
     ("tray protocol", tray_protocol),
@@ -242,5 +282,6 @@ PROBES: tuple[tuple[str, Callable[[], Capability]], ...] = (
     ("keyring", keyring_backend),
     ("echo cancellation", echo_cancellation),
     ("MCP", mcp_tools),
+    ("global shortcut", global_shortcut),
 )
 """Every optional capability, in report order. The voice detector and MCP join here."""

@@ -20,6 +20,7 @@ from ava_tray import paths
 from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut, VoiceIO
 from ava_tray.clock import Clock, SystemClock
 from ava_tray.conversation import Transcript
+from ava_tray.conversation_log import ConversationLog, LoggedTools
 from ava_tray.history import ReconnectHistory, last_cause, reconnects_since, start_of_today
 from ava_tray.ledger import LedgerUnavailable, SpendLedger, budget_of, local_day
 from ava_tray.metrics import AudioLatency
@@ -131,9 +132,10 @@ class AvaEngine:
         self.latency = AudioLatency()
         self._custom_voice_io = voice_io_factory
         effective = self.effective_settings
-        saved = paths.data_dir() / "transcript.jsonl" if settings.save_transcript else None
-        self.transcript = Transcript(enabled=settings.carry_conversation,
-                                     budget_chars=settings.conversation_budget, save_to=saved)
+        self.transcript = Transcript(enabled=settings.carry_conversation, budget_chars=settings.conversation_budget)
+        self.conversation_log = ConversationLog(save_dir=paths.data_dir() / "conversation",
+                                                saving=settings.save_transcript, wall=self.clock.wall)
+        """The conversation as the user reads it (the conversation window); it saves it when asked to."""
         self.simulator: RealtimeSimulator | None = None
         self._url = settings.realtime_url
         self._started_wall = self.clock.wall()
@@ -153,7 +155,8 @@ class AvaEngine:
         self.toolbox.reminders.notifier = LogNotifier()
         self.session = RealtimeSession(self._session_options(), self._voice_io_factory_for(effective),
                                        clock=self.clock, latency=self.latency, transcript=self.transcript,
-                                       tools=self.toolbox.registry, on_usage=self._used)
+                                       tools=LoggedTools(self.toolbox.registry, self.conversation_log),
+                                       on_usage=self._used)
         """The one session runner of this engine; new settings are swapped into it, never a second one."""
         self.supervisor = Supervisor(self.session.run, delays=delays_for(effective), clock=self.clock,
                                      history=self.history, reachability=self._reachable)
@@ -161,6 +164,7 @@ class AvaEngine:
         self.supervisor.subscribe(self._on_state)
         if self.toolbox.mcp is not None:
             self.toolbox.mcp.subscribe(self._tools_changed)
+        self.supervisor.subscribe_transcript(self.conversation_log.heard)
         self._check_budget()
 
     # -- the status --------------------------------------------------------------------------------
@@ -195,6 +199,7 @@ class AvaEngine:
                 logger.exception("a status listener failed")
 
     def _on_state(self, state: SupervisorState) -> None:
+        self.conversation_log.on_state(state)
         self._publish(self._summarised(replace(self._snapshot, state=state)))
         if self._pause_pending is not None and not (isinstance(state, Connected) and state.speaking):
             reason, self._pause_pending = self._pause_pending, None
@@ -299,23 +304,56 @@ class AvaEngine:
 
     def set_muted(self, muted: bool) -> None:
         """Mute or unmute; from another thread (a tool's) the change is made on the event loop."""
+        self._on_loop(self._apply_mute, muted)
+
+    def set_push_to_talk(self, enabled: bool, shortcut: str = "") -> None:
+        """Push-to-talk on or off: with it the microphone opens only while `shortcut` is held."""
+        self._on_loop(self._apply_push_to_talk, enabled, shortcut)
+
+    def hold_to_talk(self, held: bool) -> None:
+        """The push-to-talk shortcut went down (True) or up; nothing while push-to-talk is off."""
+        self._on_loop(self._apply_hold, held)
+
+    def _on_loop(self, change: Callable[..., None], *args: object) -> None:
         loop = self._loop
         if loop is not None and threading.get_ident() != self._loop_thread and not loop.is_closed():
-            loop.call_soon_threadsafe(self._apply_mute, muted)
+            loop.call_soon_threadsafe(change, *args)
         else:
-            self._apply_mute(muted)
+            change(*args)
 
     def _apply_mute(self, muted: bool) -> None:
         if muted != self._snapshot.muted:
             logger.info("microphone %s", "muted" if muted else "unmuted")
-        self.session.muted = muted
         self._publish(replace(self._snapshot, muted=muted))
+        self._apply_microphone()
+
+    def _apply_push_to_talk(self, enabled: bool, shortcut: str) -> None:
+        if enabled != self._snapshot.push_to_talk:
+            logger.info("push-to-talk %s", f"on ({shortcut})" if enabled else "off")
+        self._publish(replace(self._snapshot, push_to_talk=enabled, talking=False, shortcut=shortcut))
+        self._apply_microphone()
+
+    def _apply_hold(self, held: bool) -> None:
+        if not self._snapshot.push_to_talk or held == self._snapshot.talking:
+            return
+        logger.info("push-to-talk %s", "held: microphone open" if held else "released: microphone closed")
+        self._publish(replace(self._snapshot, talking=held))
+        self._apply_microphone()
+
+    def _apply_microphone(self) -> None:
+        """Whether microphone audio goes to the server: not when muted, nor in push-to-talk while not held.
+
+        Hook for the voice gate (issue 15): with the gate on, push-to-talk should set its `forced_open` to
+        `snapshot.push_to_talk and snapshot.talking` here instead of closing the microphone through mute.
+        """
+        snapshot = self._snapshot
+        self.session.muted = snapshot.muted or (snapshot.push_to_talk and not snapshot.talking)
 
     # -- audio ---------------------------------------------------------------------------------------
 
     def _voice_io_factory_for(self, settings: Settings) -> Callable[[], VoiceIO]:
         make = self._custom_voice_io or default_voice_io_factory(settings)
-        return lambda: _ReportedVoiceIO(make(), self._audio_opened)
+        return lambda: _ReportedVoiceIO(make(), self._audio_opened, self.conversation_log.barged_in)
 
     def _audio_opened(self, echo_state: str | None) -> None:
         if echo_state is not None:
@@ -391,6 +429,7 @@ class AvaEngine:
             self._url = settings.realtime_url
         self.transcript.enabled = settings.carry_conversation
         self.transcript.budget_chars = settings.conversation_budget
+        self.conversation_log.set_saving(settings.save_transcript)
         # The running conversation keeps its owner: mute, announcements and the next session (a rollover
         # included) all see the new options through the same RealtimeSession.
         effective = self.effective_settings
@@ -411,11 +450,13 @@ def _open_ledger(demo: bool, clock: Clock) -> SpendLedger:
 
 
 class _ReportedVoiceIO:
-    """A `VoiceIO` that tells the engine how its audio front end was set up once it opened (echo state)."""
+    """A `VoiceIO` that tells the engine how its audio front end was set up once it opened (echo state), and
+    when a barge-in cut AVA short."""
 
-    def __init__(self, inner: VoiceIO, opened: Callable[[str | None], None]) -> None:
+    def __init__(self, inner: VoiceIO, opened: Callable[[str | None], None], cut: Callable[[int], None]) -> None:
         self.inner = inner
         self._opened = opened
+        self._cut = cut
 
     async def open(self, on_mic_block: MicBlockHandler) -> None:
         await self.inner.open(on_mic_block)
@@ -426,7 +467,10 @@ class _ReportedVoiceIO:
         self.inner.play(item_id, pcm)
 
     def interrupt(self) -> PlaybackCut | None:
-        return self.inner.interrupt()
+        cut = self.inner.interrupt()
+        if cut is not None and cut.item_id:
+            self._cut(cut.played_ms)  # a barge-in cut AVA's turn: the conversation log marks it
+        return cut
 
     @property
     def is_playing(self) -> bool:

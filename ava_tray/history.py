@@ -46,6 +46,8 @@ class ReconnectRecord:
     """Wall time that outage began: the first ending since AVA was last connected, or AVA's start if it
     had not connected since. None in files written before this was kept: the outage is then taken to
     begin at `at`."""
+    offline: tuple[tuple[float, float], ...] = ()
+    """Stretches (wall times) after this ending that AVA waited for the network rather than counted down."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReconnectRecord:
@@ -64,6 +66,7 @@ class ReconnectRecord:
                 unavailable_s=None if data.get("unavailable_s") is None else float(data["unavailable_s"]),
                 id=str(data["id"]),
                 unavailable_since=None if data.get("unavailable_since") is None else float(data["unavailable_since"]),
+                offline=tuple((float(begin), float(end)) for begin, end in data.get("offline") or ()),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a reconnect record: {exc}") from exc
@@ -84,6 +87,8 @@ class ReconnectHistory:
         self.warning: str | None = None
         self.ongoing: str | None = None
         """The id of the record whose outage still lasts (AVA has not connected since), in this run only."""
+        self.offline_since: float | None = None
+        """Wall time AVA began waiting for the network, while it still waits (this run only)."""
         if path is not None:
             self._load(path)
 
@@ -118,6 +123,27 @@ class ReconnectHistory:
                 if self.ongoing == record_id:
                     self.ongoing = None
                 self._write_line({"kind": "unavailable", "id": record_id, "unavailable_s": seconds})
+                self._changed()
+                return
+
+    def waiting_for_network(self, since: float | None) -> None:
+        """AVA began waiting for the network at wall time `since` (None: it no longer waits)."""
+        self.offline_since = since
+        self._changed()
+
+    def note_offline(self, begin: float, end: float) -> None:
+        """AVA waited for the network from `begin` to `end`: kept with the last ending before `begin`.
+
+        Written as that record again (the loader keeps the last line of a record; older versions ignore the
+        field), so the file stays readable by every version.
+        """
+        for index in range(len(self._records) - 1, -1, -1):
+            record = self._records[index]
+            if record.at <= begin + 1e-6:
+                updated = replace(record, offline=(*record.offline, (begin, end)))
+                self._records[index] = updated
+                self._write_line({"kind": "record", **asdict(updated)})
+                self._trim()
                 self._changed()
                 return
 

@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
+from ava_tray.hotkey import MODES as SHORTCUT_MODES
+from ava_tray.hotkey.keys import ShortcutError, parse_chord
 from ava_tray.pricing import PriceOverrideError, parse_price_overrides
 from ava_tray.realtime.connection import DEFAULT_URL, EndpointError, check_endpoint
 from ava_tray.realtime.events import SessionConfig
@@ -61,6 +63,10 @@ class Settings:
     """When the context reaches its limit, keep this share of the conversation (truncation)."""
     context_limit_tokens: int = 16000
     """The conversation's token limit after the instructions; 0 leaves it to the model."""
+    shortcut: str = "Ctrl+Alt+A"
+    """The global shortcut, as Qt writes it; "" for none."""
+    shortcut_mode: str = "toggle"
+    """"toggle" (the shortcut mutes and unmutes) or "push_to_talk" (the microphone is open only while it is held)."""
 
     def problems(self) -> list[str]:
         """Sentences naming what is wrong with these values (empty when all is well)."""
@@ -92,6 +98,12 @@ class Settings:
             found.append("The retention ratio must be between 0.1 and 1.0.")
         if self.context_limit_tokens and not 1000 <= self.context_limit_tokens <= 1_000_000:
             found.append("The context limit must be 0 (the model's) or between 1000 and 1000000 tokens.")
+        try:
+            parse_chord(self.shortcut)
+        except ShortcutError as exc:
+            found.append(str(exc))
+        if self.shortcut_mode not in SHORTCUT_MODES:
+            found.append(f"Unknown shortcut mode {self.shortcut_mode!r}: choose one of {', '.join(SHORTCUT_MODES)}.")
         if not 1 <= self.rollover_margin <= 1200:
             found.append("The rollover margin must be between 1 and 1200 seconds.")
         if not 0 <= self.conversation_budget <= 100_000:

@@ -70,8 +70,15 @@ class Snapshot:
     """The daily budget in USD; 0: none."""
     tool_lines: tuple[str, ...] = ()
     """The MCP servers in a line each (a server that failed to start says so); empty when none is configured."""
+    push_to_talk: bool = False
+    """The microphone is open only while the global shortcut is held."""
+    talking: bool = False
+    """The push-to-talk shortcut is held now."""
+    shortcut: str = ""
+    """The global shortcut as the user knows it ("Ctrl+Alt+A"), for the push-to-talk texts."""
 
-ICON_NAMES = ("connecting", "connected", "speaking", "reconnecting", "offline", "error", "paused", "stopped", "muted")
+ICON_NAMES = ("connecting", "connected", "speaking", "reconnecting", "offline", "error", "paused", "stopped", "muted",
+              "push_to_talk")
 
 
 @dataclass(frozen=True)
@@ -173,10 +180,15 @@ def _describe_state(snapshot: Snapshot, now: float) -> TrayStatus:
         case Connected():
             age = now - state.since
             what = "Speaking" if state.speaking else "Connected"
-            parts = [PREFIX, what, *mute_note, f"session {format_age(age)}"]
-            icon = "muted" if muted else ("speaking" if state.speaking else "connected")
+            waiting = snapshot.push_to_talk and not muted and not snapshot.talking
+            ptt_note = [] if not snapshot.push_to_talk or muted else [
+                "push-to-talk: talking" if snapshot.talking else f"push-to-talk: hold {snapshot.shortcut or 'the key'}"]
+            parts = [PREFIX, what, *mute_note, *ptt_note, f"session {format_age(age)}"]
+            icon = "muted" if muted else ("speaking" if state.speaking else "push_to_talk" if waiting else "connected")
             detail = "AVA is speaking." if state.speaking else (
-                "Your microphone is muted: AVA hears silence." if muted else "AVA is listening.")
+                "Your microphone is muted: AVA hears silence." if muted else
+                f"Push-to-talk: hold {snapshot.shortcut or 'the shortcut'} to talk; the microphone is closed until "
+                "then." if waiting else "AVA is listening.")
             to_next_minute = 60.0 - (max(0.0, age) % 60.0)
             return TrayStatus(icon, SEP.join(parts), SEP.join(parts[1:]), detail,
                               can_restart=True, can_mute=True, next_change_in=to_next_minute)

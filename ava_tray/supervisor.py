@@ -286,6 +286,7 @@ class Supervisor:
 
     def _publish(self, state: SupervisorState) -> None:
         logger.info("state %s -> %s", type(self._shown).__name__, _describe(state))
+        self._note_waiting(self._shown, state)
         self._shown = state
         for listener in list(self._listeners):
             try:
@@ -399,6 +400,19 @@ class Supervisor:
         self._last_record = record.id if effect.ongoing else None
         if self._history is not None:
             self._history.append(record, ongoing=effect.ongoing)
+
+    def _note_waiting(self, shown: SupervisorState, state: SupervisorState) -> None:
+        """Waiting for the network begins or ends: the history keeps the stretch (the day strip shows it)."""
+        if self._history is None or isinstance(shown, WaitingForNetwork) == isinstance(state, WaitingForNetwork):
+            return
+        wall = self._clock.wall()
+        if isinstance(state, WaitingForNetwork):
+            self._history.waiting_for_network(wall)
+            return
+        since = self._history.offline_since
+        self._history.waiting_for_network(None)
+        if since is not None:
+            self._history.note_offline(since, wall)
 
     def _complete_last_record(self, unavailable_s: float | None) -> None:
         """Complete the last record with how long AVA was unavailable, now that it is known."""

@@ -22,12 +22,14 @@ from ava_tray.bootstrap import api_key_for, build_engine, launch_options
 from ava_tray.clock import Clock, SystemClock
 from ava_tray.engine import AvaEngine, LaunchOptions
 from ava_tray.history import ReconnectHistory
+from ava_tray.hotkey import NO_DISPLAY, GlobalShortcut, ShortcutBackend, backend_for_desktop
 from ava_tray.settings import Settings
 from ava_tray.settings_store import SettingsStore
 from ava_tray.status import NeedsKey, Notice, Snapshot, UiState
 from ava_tray.supervisor import Error
 from ava_tray.ui import autostart
 from ava_tray.ui.consent import TrayConsentAsker
+from ava_tray.ui.conversation_window import ConversationWindow
 from ava_tray.ui.icons import app_icon
 from ava_tray.ui.memory_window import MemoryWindow
 from ava_tray.ui.network import watch_network
@@ -73,6 +75,9 @@ class AvaTrayApp:
             tray_available = QSystemTrayIcon.isSystemTrayAvailable()
         self.ui = TrayUI(self, self.clock, tray_available=tray_available)
         self.settings_dialog: SettingsDialog | None = None
+        self.shortcut = GlobalShortcut(self, shortcut_backend)
+        """The global shortcut (mute, or hold to talk), bound when the app runs and after Settings change."""
+        self._shortcut_task: asyncio.Future[None] | None = None
 
     # -- TrayHost ----------------------------------------------------------------------------------
 
@@ -101,6 +106,33 @@ class AvaTrayApp:
         """The tray's Mute item (or the status window's): the engine owns mute and publishes the change."""
         if self.engine is not None:
             self.engine.set_muted(muted)
+
+    def hold_to_talk(self, held: bool) -> None:
+        """The push-to-talk shortcut went down or up."""
+        if self.engine is not None:
+            self.engine.hold_to_talk(held)
+
+    async def apply_shortcut(self) -> None:
+        """Bind the global shortcut the settings name, and say so if it cannot work."""
+        settings = self.settings
+        state = await self.shortcut.apply(settings.shortcut, settings.shortcut_mode)
+        self._shortcut_mode_to_engine()
+        self.ui.extra_state["shortcut"] = state.text
+        if self.settings_dialog is not None:
+            self.settings_dialog.show_shortcut_state(state.text)
+        if state.problem:
+            self.ui.notify(Notice("AVA's global shortcut", f"Global shortcut: {state.text}."))
+        self.ui.write_debug_state()
+
+    def _shortcut_mode_to_engine(self) -> None:
+        if self.engine is not None:
+            push = self.shortcut.state.active and self.shortcut.mode == "push_to_talk"
+            self.engine.set_push_to_talk(push, self.settings.shortcut if push else "")
+
+    def _rebind_shortcut(self) -> None:
+        if self._shortcut_task is not None and not self._shortcut_task.done():
+            self._shortcut_task.cancel()
+        self._shortcut_task = asyncio.ensure_future(self.apply_shortcut())
 
     def restart_now(self) -> None:
         """Skip the countdown or leave Error; a key changed meanwhile (e.g. `--set-key`) is picked up."""
@@ -137,7 +169,8 @@ class AvaTrayApp:
         dialog = SettingsDialog(self.settings, on_save=self.save_settings,
                                 on_demo=self.start_demo if self.engine is None else None,
                                 warning=warning, first_run=self.first_run and self.engine is None,
-                                mcp=self.engine.toolbox.mcp if self.engine is not None else None)
+                                mcp=self.engine.toolbox.mcp if self.engine is not None else None,
+                                shortcut_state=self.shortcut.state.text)
         dialog.setWindowIcon(app_icon())
         self.settings_dialog = dialog
         self.ui.extra_windows["settings"] = dialog
@@ -171,7 +204,9 @@ class AvaTrayApp:
         """Settings → Save: persist, then use the new settings (and key) from the next session on."""
         self.store.save(settings)
         self.store.warning = None
-        self.settings = settings
+        previous, self.settings = self.settings, settings
+        if (previous.shortcut, previous.shortcut_mode) != (settings.shortcut, settings.shortcut_mode):
+            self._rebind_shortcut()
         key: str | None = None
         if self.engine is None or not self.engine.launch.demo:
             try:
@@ -214,6 +249,23 @@ class AvaTrayApp:
         window.raise_()
         window.activateWindow()
 
+    def show_conversation(self) -> None:
+        """Open (or raise) the Conversation window (today's turns, live; saved days)."""
+        if self.engine is None:
+            self.ui.notify(Notice("AVA", "AVA is not running yet: save an API key or try the demo first."))
+            return
+        window = self.ui.extra_windows.get("conversation")
+        if not isinstance(window, ConversationWindow):
+            window = ConversationWindow(self.engine.conversation_log)
+            window.setWindowIcon(app_icon())
+            self.ui.extra_windows["conversation"] = window
+        else:
+            window.fill_days()
+        window.show()
+        window.raise_()
+        window.activateWindow()
+        self.ui.write_debug_state()
+
     def start_engine(self, engine: AvaEngine) -> None:
         """Run `engine` on the loop and render every snapshot it publishes."""
         self.engine = engine
@@ -221,6 +273,7 @@ class AvaTrayApp:
         engine.notifier = _TrayNotifier(self.ui)
         watch_network(engine.network_changed)
         engine.subscribe(self.ui.show_snapshot)
+        self._shortcut_mode_to_engine()
         self.engine_task = asyncio.ensure_future(engine.run())
         self.engine_task.add_done_callback(self._engine_ended)
         self.ui.show_snapshot(engine.snapshot)
@@ -283,14 +336,25 @@ class AvaTrayApp:
             else:
                 self.ui.show_snapshot(Snapshot(state=NeedsKey()))
                 self.show_settings()
+            self._rebind_shortcut()
             await self._quit.wait()
             await self.stop_engine()
         finally:
+            if self._shortcut_task is not None:
+                self._shortcut_task.cancel()
+            await self.shortcut.close()
             restore_signals()
             self.ui.hide()
             lock.close()
         logger.info("AVA Tray quit")
         return 0
+
+
+def shortcut_backend() -> ShortcutBackend | str:
+    """The desktop's shortcut backend; none on Qt's headless platforms (no desktop to take keys from)."""
+    if QApplication.platformName() in ("offscreen", "minimal"):
+        return NO_DISPLAY
+    return backend_for_desktop()
 
 
 class _TrayNotifier:

@@ -1,4 +1,5 @@
-"""The reconnect history window: a live table of the records, totals, Copy, Export as CSV, Clear."""
+"""The reconnect history window: the last 7 days at a glance (a strip per day), a live table of the records,
+totals, Copy, Export as CSV, Clear."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -22,27 +25,38 @@ from PySide6.QtWidgets import (
 )
 
 from ava_tray.clock import Clock
+from ava_tray.day_timeline import Live, last_days
 from ava_tray.history import ReconnectHistory
 from ava_tray.ui import history_format
+from ava_tray.ui.day_strip import DayStrips
 
 logger = logging.getLogger(__name__)
 
 WINDOW_TITLE = "AVA · Reconnect history"
+DAYS_SHOWN = 7
+LIVE_REFRESH_MS = 60_000
 
 
 class HistoryWindow(QWidget):
     """Shows `history` and follows it while open (history.subscribe)."""
 
     def __init__(self, history: ReconnectHistory, clock: Clock, parent: QWidget | None = None, *,
-                 cost_of: history_format.SessionCost | None = None) -> None:
+                 cost_of: history_format.SessionCost | None = None, live: Callable[[], Live] | None = None) -> None:
         super().__init__(parent)
         self.history = history
         self._clock = clock
+        self._live = live or Live
         self._cost_of = cost_of
         """What a session cost, from the spend ledger (a column of its own when given)."""
         self._unsubscribe: Callable[[], None] | None = None
         self.setWindowTitle(WINDOW_TITLE)
-        self.resize(820, 420)
+        self.resize(820, 640)
+        self.days = DayStrips(self)
+        days_box = QGroupBox(f"The last {DAYS_SHOWN} days", self)
+        QVBoxLayout(days_box).addWidget(self.days)
+        self._tick = QTimer(self)
+        self._tick.setInterval(LIVE_REFRESH_MS)  # today's strip grows while the window is open
+        self._tick.timeout.connect(self.refresh)
 
         columns = [*history_format.COLUMNS, *([history_format.COST_COLUMN] if cost_of is not None else [])]
         self.table = QTableWidget(0, len(columns), self)
@@ -67,6 +81,7 @@ class HistoryWindow(QWidget):
         for button in (self.copy_button, self.export_button, self.clear_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
+        layout.addWidget(days_box)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty_label)
         layout.addLayout(buttons)
@@ -81,6 +96,7 @@ class HistoryWindow(QWidget):
     def showEvent(self, event: QShowEvent) -> None:
         if self._unsubscribe is None:
             self._unsubscribe = self.history.subscribe(self.refresh)
+        self._tick.start()
         self.refresh()
         super().showEvent(event)
 
@@ -90,6 +106,7 @@ class HistoryWindow(QWidget):
 
     def detach(self) -> None:
         """Stop following the history (the window is closed)."""
+        self._tick.stop()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -103,7 +120,10 @@ class HistoryWindow(QWidget):
         for index, cells in enumerate(table_rows):
             for column, text in enumerate(cells):
                 self.table.setItem(index, column, QTableWidgetItem(text))
-        self.totals_label.setText(history_format.totals(records, self._clock.wall(), ongoing=ongoing))
+        now = self._clock.wall()
+        self.totals_label.setText(history_format.totals(records, now, ongoing=ongoing))
+        self.days.show_days(last_days(records, now, DAYS_SHOWN, ongoing=ongoing,
+                                      offline_since=self.history.offline_since, live=self._live()), now)
         self.empty_label.setVisible(not records)
         self.copy_button.setEnabled(bool(records))
         self.export_button.setEnabled(bool(records))

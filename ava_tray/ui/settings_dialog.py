@@ -1,5 +1,5 @@
 """The Settings dialog: API key (OS keyring only), Test connection, model, voice, instructions, endpoint,
-audio devices and reconnect delays."""
+audio devices, the global shortcut, saving the conversation and reconnect delays."""
 
 from __future__ import annotations
 
@@ -12,14 +12,16 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QKeySequenceEdit,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -32,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from ava_tray import keystore
 from ava_tray.audio.echo import AUDIO_MODE_LABELS
+from ava_tray.hotkey import MODE_LABELS as SHORTCUT_MODE_LABELS
 from ava_tray.realtime.models import MODELS, REASONING_EFFORTS
 from ava_tray.realtime.providers import PROVIDER_LABELS, ProviderError, provider_for
 from ava_tray.settings import AUDIO_MODES, VOICES, Settings
@@ -94,7 +97,8 @@ class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, *, on_save: Callable[[Settings], None],
                  on_demo: Callable[[], None] | None = None, warning: str | None = None,
                  first_run: bool = False, list_devices: DeviceLister | None = None,
-                 mcp: McpHost | None = None, parent: QWidget | None = None) -> None:
+                 mcp: McpHost | None = None, shortcut_state: str | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self._on_save = on_save
@@ -204,12 +208,30 @@ class SettingsDialog(QDialog):
         self.delay_expired = self._delay_box(settings.delay_session_expired)
         self.delay_lost = self._delay_box(settings.delay_connection_lost)
         self.delay_other = self._delay_box(settings.delay_other)
+        self.save_conversation_box = QCheckBox("Keep it on disk, a file per day (the Conversation window then "
+                                               "shows earlier days)", self)
+        self.save_conversation_box.setChecked(settings.save_transcript)
+        # The global shortcut: one key with its modifiers, as Qt writes it ("Ctrl+Alt+A").
+        self.shortcut_edit = QKeySequenceEdit(QKeySequence.fromString(settings.shortcut,
+                                                                      QKeySequence.SequenceFormat.PortableText), self)
+        self.shortcut_edit.setMaximumSequenceLength(1)
+        self.shortcut_edit.setClearButtonEnabled(True)
+        self.shortcut_edit.setToolTip("Press the keys; clear it for no shortcut.")
+        self.shortcut_mode_box = QComboBox(self)
+        for mode, label in SHORTCUT_MODE_LABELS.items():
+            self.shortcut_mode_box.addItem(label, mode)
+        self.shortcut_mode_box.setCurrentIndex(max(0, self.shortcut_mode_box.findData(settings.shortcut_mode)))
+        self.shortcut_state_label = QLabel(shortcut_state or "", self)
+        self.shortcut_state_label.setWordWrap(True)
         self.tabs = QTabWidget(self)
         self.tabs.addTab(_form(("Model:", self.model_box), ("Reasoning effort:", self.reasoning_box),
                                ("Voice:", self.voice_box), ("Instructions:", self.instructions_edit),
-                               ("Endpoint URL:", self.url_edit), ("Provider:", self.provider_box)), "Session")
+                               ("Endpoint URL:", self.url_edit), ("Provider:", self.provider_box),
+                               ("Conversation:", self.save_conversation_box)), "Session")
         self.tabs.addTab(_form(("Microphone:", self.input_box), ("Speaker:", self.output_box),
                                ("Audio:", self.audio_mode_box)), "Audio")
+        self.tabs.addTab(_form(("Global shortcut:", self.shortcut_edit), ("It:", self.shortcut_mode_box),
+                               ("Now:", self.shortcut_state_label)), "Shortcut")
         self.tabs.addTab(_form(("Daily budget:", self.budget_box), ("Context limit:", self.context_box),
                                ("Prices:", self.prices_edit)), "Cost")
         self.tabs.addTab(_form(("Reconnect after expiry:", self.delay_expired),
@@ -373,7 +395,14 @@ class SettingsDialog(QDialog):
             daily_budget=self.budget_box.value(),
             context_limit_tokens=self.context_box.value(),
             prices=self.prices_edit.toPlainText().strip(),
+            save_transcript=self.save_conversation_box.isChecked(),
+            shortcut=self.shortcut_edit.keySequence().toString(QKeySequence.SequenceFormat.PortableText),
+            shortcut_mode=str(self.shortcut_mode_box.currentData() or "toggle"),
         )
+
+    def show_shortcut_state(self, text: str) -> None:
+        """How the global shortcut stands now (bound, taken by another program, not available here)."""
+        self.shortcut_state_label.setText(text)
 
     def show_error(self, text: str) -> None:
         self.error_label.setText(text)

@@ -33,6 +33,7 @@ class StatusWindow(QWidget):
 
     def __init__(self, *, restart: Callable[[], None], step: Callable[[], None], settings: Callable[[], None],
                  history: Callable[[], None], set_muted: Callable[[bool], None], quit_app: Callable[[], None],
+                 conversation: Callable[[], None] | None = None,
                  standalone: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.standalone = standalone
@@ -77,8 +78,13 @@ class StatusWindow(QWidget):
         self.restart_button.clicked.connect(restart)
         self.settings_button.clicked.connect(settings)
         self.history_button.clicked.connect(history)
+        self.conversation_button = QPushButton("Conversation…", self)
+        if conversation is not None:
+            self.conversation_button.clicked.connect(conversation)
+        self.conversation_button.setVisible(conversation is not None)
         buttons = QHBoxLayout()
-        for button in (self.step_button, self.restart_button, self.settings_button, self.history_button):
+        for button in (self.step_button, self.restart_button, self.settings_button, self.history_button,
+                       self.conversation_button):
             buttons.addWidget(button)
 
         layout = QVBoxLayout(self)

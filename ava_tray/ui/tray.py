@@ -18,9 +18,10 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from ava_tray.clock import Clock
+from ava_tray.day_timeline import Live
 from ava_tray.history import ReconnectHistory
 from ava_tray.status import Notice, NotificationPolicy, Snapshot, TrayStatus, describe
-from ava_tray.supervisor import Error
+from ava_tray.supervisor import Connected, Error, Paused
 from ava_tray.ui import autostart
 from ava_tray.ui.history_window import HistoryWindow
 from ava_tray.ui.icons import StateIcons, app_icon, prefers_dark
@@ -53,6 +54,8 @@ class TrayHost(Protocol):
 
     def show_memory(self) -> None: ...
 
+    def show_conversation(self) -> None: ...
+
     def set_start_at_login(self, enabled: bool) -> None: ...
 
     def quit(self) -> None: ...
@@ -79,6 +82,8 @@ class TrayUI(QObject):
         self._tooltip = ""
         self.history_window: HistoryWindow | None = None
         self.extra_windows: dict[str, QWidget] = {}
+        self.extra_state: dict[str, Any] = {}
+        """More for the debug state (e.g. how the global shortcut stands)."""
 
         self.tray = QSystemTrayIcon(self)
         self.menu = QMenu()
@@ -95,6 +100,7 @@ class TrayUI(QObject):
         self.menu.addAction(self.mute_action)
         self.menu.addSeparator()
         self.status_window_action = self._action("Status…", self.show_status_window)
+        self.conversation_action = self._action("Conversation…", host.show_conversation)
         self.history_action = self._action("Reconnect history…", self.show_history)
         self.memory_action = self._action("Memory…", host.show_memory)
         self.settings_action = self._action("Settings…", host.show_settings)
@@ -112,7 +118,8 @@ class TrayUI(QObject):
 
         self.status_window = StatusWindow(restart=host.restart_now, step=host.take_status_action,
                                           settings=host.show_settings,
-                                          history=self.show_history, set_muted=host.set_muted,
+                                          history=self.show_history, conversation=host.show_conversation,
+                                          set_muted=host.set_muted,
                                           quit_app=host.quit, standalone=not tray_available)
         self.status_window.setWindowIcon(app_icon())
 
@@ -247,12 +254,20 @@ class TrayUI(QObject):
     def show_history(self) -> None:
         """Open (or raise) the reconnect history window."""
         if self.history_window is None:
-            self.history_window = HistoryWindow(self.host.history, self.clock, cost_of=self.host.session_cost)
+            self.history_window = HistoryWindow(self.host.history, self.clock, cost_of=self.host.session_cost,
+                                                live=self._live_for_history)
             self.history_window.setWindowIcon(app_icon())
         self.history_window.show()
         self.history_window.raise_()
         self.history_window.activateWindow()
         self.write_debug_state()
+
+    def _live_for_history(self) -> Live:
+        """What the day strip cannot read from the history: since when AVA is connected, or that it is paused."""
+        state = self.snapshot.state
+        if isinstance(state, Connected):
+            return Live(connected_since=self.clock.wall() - (self.clock.monotonic() - state.since))
+        return Live(paused=isinstance(state, Paused))
 
     def set_login_checked(self, enabled: bool) -> None:
         """Show whether start at login is on (after the app changed or failed to change it)."""
@@ -279,7 +294,10 @@ class TrayUI(QObject):
                    "history": self.history_window is not None and self.history_window.isVisible()}
         windows.update({name: w.isVisible() for name, w in self.extra_windows.items()})
         history_rows = self.history_window.table.rowCount() if self.history_window is not None else 0
+        shown = {name: w.debug_state() for name, w in self.extra_windows.items() if hasattr(w, "debug_state")}
         return {
+            **shown,
+            **self.extra_state,
             "pid": os.getpid(),
             "state": self._rendered_state,  # what the icon shows, not a state not yet rendered
             "icon": self.status.icon_name if self.status else None,
@@ -294,6 +312,8 @@ class TrayUI(QObject):
             "history_rows": history_rows,
             "records": len(self.host.history.records),
             "muted": self.snapshot.muted,
+            "push_to_talk": self.snapshot.push_to_talk,
+            "talking": self.snapshot.talking,
             "notifications": [{"title": n.title, "message": n.message} for n in self.notices],
         }
 

@@ -210,8 +210,8 @@ def test_demo_tray_icon_countdown_click_menu_history_and_quit(env: dict[str, str
 
     app.open_menu()
     shots.take("menu")
-    # Enabled items: Restart now, Mute microphone, Status…, Reconnect history…
-    app.choose("Down", "Down", "Down", "Down", "Return")
+    # Enabled items: Restart now, Mute microphone, Status…, Conversation…, Reconnect history…
+    app.choose("Down", "Down", "Down", "Down", "Down", "Return")
     app.wait(lambda s: s["windows"]["history"] and s["history_rows"] >= 1, 10, "the history window with a record")
     poll_until(lambda: xdotool("search", "--onlyvisible", "--name", "Reconnect history"), 10,
                "xdotool to find the history window")

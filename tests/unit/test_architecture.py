@@ -14,7 +14,9 @@ CORE = ["ava_tray.engine", "ava_tray.bootstrap", "ava_tray.supervisor", "ava_tra
         "ava_tray.realtime.ending", "ava_tray.realtime.connection", "ava_tray.tools.wiring",
         "ava_tray.tools.builtin", "ava_tray.tools.registry", "ava_tray.tools.reminders", "ava_tray.tools.hooks",
         "ava_tray.tools.schema", "ava_tray.tools.calculator", "ava_tray.memory", "ava_tray.console",
-        "ava_tray.audio.voice_gate", "ava_tray.audio.speech_detector"]
+        "ava_tray.audio.voice_gate", "ava_tray.audio.speech_detector", "ava_tray.conversation_log",
+        "ava_tray.day_timeline", "ava_tray.hotkey", "ava_tray.hotkey.keys", "ava_tray.hotkey.x11",
+        "ava_tray.hotkey.portal"]
 """The Qt-free core, and the console front end that runs on it."""
 
 BLOCK_QT = """

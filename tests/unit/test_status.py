@@ -31,6 +31,8 @@ def states() -> dict[str, UiState]:
 def test_every_state_has_its_own_icon_and_tooltip() -> None:
     rendered = {name: describe(Snapshot(state), NOW) for name, state in states().items()}
     rendered["muted"] = describe(Snapshot(Connected(attempt=1, since=NOW - 60), muted=True), NOW)
+    rendered["push_to_talk"] = describe(Snapshot(Connected(attempt=1, since=NOW - 60), push_to_talk=True,
+                                                 shortcut="Ctrl+Alt+A"), NOW)
     assert {name: s.icon_name for name, s in rendered.items()} == {name: name for name in rendered}
     assert set(ICON_NAMES) == set(rendered)
     tooltips = [s.tooltip for s in rendered.values()]
@@ -50,6 +52,18 @@ def test_tooltips_read_as_the_issue_says() -> None:
     assert describe(Snapshot(Connecting(attempt=3, since=NOW)), NOW).tooltip == "AVA · Connecting… (attempt #3)"
     assert "microphone muted" in describe(Snapshot(s["connected"], muted=True), NOW).tooltip
     assert describe(Snapshot(NeedsKey()), NOW).tooltip == "AVA · Needs an API key"
+
+
+def test_push_to_talk_shows_whether_the_key_is_held() -> None:
+    connected = Connected(attempt=1, since=NOW - 720)
+    waiting = describe(Snapshot(connected, push_to_talk=True, shortcut="Ctrl+Alt+A"), NOW)
+    assert waiting.icon_name == "push_to_talk"
+    assert waiting.tooltip == "AVA · Connected · push-to-talk: hold Ctrl+Alt+A · session 12 min"
+    assert "microphone is closed" in waiting.detail
+    talking = describe(Snapshot(connected, push_to_talk=True, talking=True, shortcut="Ctrl+Alt+A"), NOW)
+    assert talking.icon_name == "connected" and "push-to-talk: talking" in talking.tooltip
+    muted = describe(Snapshot(connected, push_to_talk=True, muted=True, shortcut="Ctrl+Alt+A"), NOW)
+    assert muted.icon_name == "muted" and "push-to-talk" not in muted.tooltip
 
 
 def test_countdown_reads_3_2_1_from_the_deadline() -> None:

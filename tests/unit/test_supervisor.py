@@ -272,6 +272,10 @@ async def test_network_down_pauses_the_countdown_and_back_up_connects_at_once(
     assert isinstance(h.state, WaitingForNetwork) and h.sessions.started == 1
     h.supervisor.network_changed(True)
     await h.connected(2)
+    (lost,) = h.history.records
+    assert len(lost.offline) == 1 and lost.offline[0][1] - lost.offline[0][0] == pytest.approx(600.0)
+    assert h.history.offline_since is None
+    assert ReconnectHistory(h.history.path).records[0].offline == lost.offline  # kept on disk too
     await h.close()
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from desktop_bus import Desktop, dbus_daemon_available, private_session_bus
+from portal_standin import StandInPortal
 
 from ava_tray.capabilities import PROBES
 
@@ -29,10 +30,11 @@ sys.exit(main(["--self-test"]))
 
 
 def run_self_test(tmp_path: Path, *, display: str | None = None, code: str | None = None, bus: str | None = None,
-                  timeout: float = 60) -> subprocess.CompletedProcess[str]:
+                  timeout: float = 60, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HOME=str(tmp_path))
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         env.pop(name, None)
+    env.update(extra_env or {})
     if bus is not None:
         env["DBUS_SESSION_BUS_ADDRESS"] = bus
     if display is not None:
@@ -71,6 +73,7 @@ def test_headless_self_test_passes(tmp_path: Path) -> None:
     status, detail = lines["network information"]  # the dev venv's Qt has the glib backend; libglib is installed
     assert status == "OK" and re.match(r"glib; QNetworkInformation, reachability \w+$", detail), detail
     assert lines["tray protocol"] == ("INFO", "none; not checked without a display")
+    assert lines["global shortcut"] == ("INFO", "none; not checked without a display")
     assert lines["notifications"] == ("INFO", "none; no tray icon to notify from: notices show in the status "
                                               "window only")
     assert lines["keyring"][0] in ("OK", "WARN")
@@ -131,6 +134,28 @@ def test_on_a_display_with_a_tray(tmp_path: Path) -> None:
     # with-services' bus has no StatusNotifierWatcher: trayer embeds the icon, Qt draws the balloons
     assert lines["tray protocol"][0] == "OK" and lines["tray protocol"][1].startswith("XEmbed; ")
     assert lines["notifications"][0] == "OK" and lines["notifications"][1].startswith("balloons; ")
+    assert lines["global shortcut"] == ("OK", "X11; XGrabKey through python-xlib works on The X.Org Foundation")
+
+
+@pytest.mark.x11
+def test_on_a_wayland_desktop_the_shortcut_goes_through_the_portal_or_says_it_cannot(tmp_path: Path) -> None:
+    """A Wayland session (Qt itself on Xvfb here) with a STAND-IN GlobalShortcuts portal, then with none."""
+    if not os.environ.get("DISPLAY") or not dbus_daemon_available():
+        pytest.skip("needs an X display and dbus-daemon: run through `bash scripts/with-services.sh`")
+    wayland = {"WAYLAND_DISPLAY": "wayland-stand-in", "QT_QPA_PLATFORM": "xcb"}
+    seen = []
+    for offer in (True, False):
+        with private_session_bus(tmp_path / f"bus-{offer}") as address:
+            portal = StandInPortal(address, offer=offer)
+            try:
+                result = run_self_test(tmp_path, display=os.environ["DISPLAY"], bus=address, extra_env=wayland)
+            finally:
+                portal.close()
+        assert result.returncode == 0, result.stdout + result.stderr
+        seen.append(report(result)["global shortcut"])
+    assert seen == [("OK", "XDG desktop portal; GlobalShortcuts version 1 (the desktop may ask to confirm the key)"),
+                    ("WARN", "none; not available on this desktop (it offers no GlobalShortcuts portal); use the "
+                             "tray menu")]
 
 
 @pytest.mark.x11

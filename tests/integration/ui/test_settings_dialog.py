@@ -11,6 +11,7 @@ from pathlib import Path
 import keyring
 import keyring.backends.fail
 import pytest
+from PySide6.QtGui import QKeySequence
 from pytestqt.qtbot import QtBot
 from ui_helpers import eventually
 
@@ -110,6 +111,27 @@ def test_the_audio_mode_is_chosen_in_one_box_and_saved(qtbot: QtBot, tmp_path: P
     assert store.load().audio_mode == "speakers"
     again = make_dialog(qtbot, store.load(), [])
     assert again.audio_mode_box.currentText() == "Speakers (echo cancellation)"
+
+
+def test_the_shortcut_its_mode_and_saving_the_conversation_are_saved(qtbot: QtBot, tmp_path: Path,
+                                                                     no_keyring: None) -> None:
+    store = SettingsStore(tmp_path / "settings.ini")
+    dialog = SettingsDialog(store.load(), on_save=store.save, list_devices=lambda: DEVICES,
+                            shortcut_state="Ctrl+Alt+A (X11): mutes and unmutes")
+    qtbot.addWidget(dialog)
+    assert dialog.shortcut_edit.keySequence().toString() == "Ctrl+Alt+A"
+    assert dialog.shortcut_state_label.text() == "Ctrl+Alt+A (X11): mutes and unmutes"
+    dialog.shortcut_edit.setKeySequence(QKeySequence("Ctrl+Shift+F9"))
+    dialog.shortcut_mode_box.setCurrentIndex(dialog.shortcut_mode_box.findData("push_to_talk"))
+    dialog.save_conversation_box.setChecked(True)
+    assert dialog.save()
+    saved = store.load()
+    assert (saved.shortcut, saved.shortcut_mode, saved.save_transcript) == ("Ctrl+Shift+F9", "push_to_talk", True)
+    again = make_dialog(qtbot, saved, [])
+    again.shortcut_edit.setKeySequence(QKeySequence("Shift+B"))  # would take a key one types with
+    assert not again.save() and "add Ctrl, Alt or Meta" in again.error_label.text()
+    again.shortcut_edit.clear()  # no shortcut at all is fine
+    assert again.save() and again.settings.shortcut == ""
 
 
 def test_a_missing_device_stays_selected_and_says_so(qtbot: QtBot, no_keyring: None) -> None:

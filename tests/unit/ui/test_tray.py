@@ -52,6 +52,9 @@ class FakeHost:
     def show_memory(self) -> None:
         self.calls.append("memory")
 
+    def show_conversation(self) -> None:
+        self.calls.append("conversation")
+
     def set_start_at_login(self, enabled: bool) -> None:
         self.calls.append(f"login={enabled}")
 
@@ -94,6 +97,9 @@ def test_every_state_renders_its_own_icon_and_tooltip(ui: TrayUI, clock: ManualC
     ui.host.muted = True  # type: ignore[attr-defined]
     set_state(ui, Connected(1, now))
     seen["muted"] = (ui.tray.icon().cacheKey(), ui.tray.toolTip())
+    ui.host.muted = False  # type: ignore[attr-defined]
+    ui.show_snapshot(Snapshot(Connected(1, now), push_to_talk=True, shortcut="Ctrl+Alt+A"))
+    seen["push_to_talk"] = (ui.tray.icon().cacheKey(), ui.tray.toolTip())
     assert set(seen) == set(ICON_NAMES) - {"offline"}
     assert len({key for key, _ in seen.values()}) == len(seen)
     assert len({tip for _, tip in seen.values()}) == len(seen)
@@ -138,8 +144,8 @@ def test_menu_items_are_enabled_only_where_they_make_sense(ui: TrayUI, clock: Ma
     assert not ui.status_window.restart_button.isEnabled()
     assert all(action.isEnabled() for action in always)
     texts = [a.text() for a in ui.menu.actions() if not a.isSeparator() and a.isVisible()]
-    assert texts[1:] == ["Restart now", "Mute microphone", "Status…", "Reconnect history…", "Memory…",
-                         "Settings…", "Start at login", "Quit"]
+    assert texts[1:] == ["Restart now", "Mute microphone", "Status…", "Conversation…", "Reconnect history…",
+                         "Memory…", "Settings…", "Start at login", "Quit"]
 
 
 def test_menu_actions_run_the_commands(ui: TrayUI, clock: ManualClock) -> None:
@@ -148,9 +154,12 @@ def test_menu_actions_run_the_commands(ui: TrayUI, clock: ManualClock) -> None:
     ui.mute_action.trigger()
     assert ui.host.muted and ui.status is not None and ui.status.icon_name == "muted"
     ui.memory_action.trigger()
+    ui.conversation_action.trigger()
+    ui.status_window.conversation_button.click()
     ui.settings_action.trigger()
     ui.quit_action.trigger()
-    assert ui.host.calls == ["restart", "mute=True", "memory", "settings", "quit"]  # type: ignore[attr-defined]
+    assert ui.host.calls == ["restart", "mute=True", "memory", "conversation", "conversation", "settings",  # type: ignore[attr-defined]
+                             "quit"]
 
 
 def test_a_click_on_the_icon_opens_the_status_window(ui: TrayUI, qtbot: QtBot, clock: ManualClock) -> None:

@@ -7,8 +7,9 @@ import asyncio
 import threading
 from dataclasses import replace
 
+from ui_helpers import SilentVoiceIO
+
 from ava_tray.__main__ import build_parser
-from ava_tray.audio import MicBlockHandler, PlaybackCut
 from ava_tray.bootstrap import build_engine, launch_options
 from ava_tray.engine import AvaEngine, LaunchOptions
 from ava_tray.history import ReconnectHistory
@@ -19,37 +20,13 @@ from ava_tray.status import Snapshot, describe
 from ava_tray.supervisor import Connected
 
 
-class QuietVoiceIO:
-    """No devices: 100 ms of silence every 100 ms to the session, playback dropped; reports an echo front end."""
+class QuietVoiceIO(SilentVoiceIO):
+    """No devices (tests/ui_helpers.py), with an echo front end that reports itself as real devices do."""
 
     class _Front:
         state = "off (headphones)"
 
-    def __init__(self) -> None:
-        self.failure = None
-        self.is_playing = False
-        self.echo = self._Front()
-        self._task: asyncio.Task[None] | None = None
-
-    async def open(self, on_mic_block: MicBlockHandler) -> None:
-        async def pump() -> None:
-            loop = asyncio.get_running_loop()
-            while True:
-                await asyncio.sleep(0.1)
-                on_mic_block(bytes(4800), loop.time())
-
-        self._task = asyncio.ensure_future(pump())
-
-    def play(self, item_id: str, pcm: bytes) -> None:
-        pass
-
-    def interrupt(self) -> PlaybackCut | None:
-        return None
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    echo = _Front()
 
 
 async def wait_for(predicate: object, timeout: float = 10.0) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import numpy.typing as npt
 import pytest
-import room_audio as ra  # tests/unit/audio/room_audio.py
+import room_audio as ra  # tests/room_audio.py
 
 from ava_tray.audio.speech_detector import SileroSpeechDetector
 from ava_tray.audio.voice_gate import LOUD_WINDOWS_TO_WAKE, BackgroundLevel, GateCounters, VoiceGate, open_threshold_for

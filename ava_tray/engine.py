@@ -428,6 +428,9 @@ class _ReportedVoiceIO:
     def interrupt(self) -> PlaybackCut | None:
         return self.inner.interrupt()
 
+    def set_active(self, active: bool) -> None:
+        self.inner.set_active(active)
+
     @property
     def is_playing(self) -> bool:
         return self.inner.is_playing

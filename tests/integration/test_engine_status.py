@@ -46,6 +46,9 @@ class QuietVoiceIO:
     def interrupt(self) -> PlaybackCut | None:
         return None
 
+    def set_active(self, active: bool) -> None:
+        pass
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -16,7 +16,7 @@ from waits import wait_until
 from ava_tray import session as session_module
 from ava_tray.audio.fakes import FakeVoiceIO
 from ava_tray.realtime.events import ToolSpec
-from ava_tray.session import RolloverPolicy
+from ava_tray.session import GateOptions, RolloverPolicy
 from ava_tray.simulator import RealtimeSimulator, synthetic_voice
 
 HELD_BLOCKS = 5
@@ -39,7 +39,9 @@ def slow_network_for_the_next_session(monkeypatch: pytest.MonkeyPatch, voice: Fa
 async def test_a_rollover_moves_the_microphone_in_one_step_and_carries_the_conversation(
         monkeypatch: pytest.MonkeyPatch) -> None:
     limit = 4.0
-    async with RealtimeSimulator(session_limit=limit) as simulator, conversation(simulator) as talk:
+    # The gate off: every block streams, so each can be followed across the handover.
+    async with RealtimeSimulator(session_limit=limit) as simulator, \
+            conversation(simulator, gate=GateOptions(enabled=False)) as talk:
         slow_network_for_the_next_session(monkeypatch, talk.voice)
         first = simulator.sessions[0]
         assert talk.told.ready == [first.expires_at]

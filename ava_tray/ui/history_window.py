@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from ava_tray.clock import Clock
 from ava_tray.history import ReconnectHistory
+from ava_tray.ledger import Uplink
 from ava_tray.ui import history_format
 
 logger = logging.getLogger(__name__)
@@ -34,12 +35,13 @@ class HistoryWindow(QWidget):
     """Shows `history` and follows it while open (history.subscribe)."""
 
     def __init__(self, history: ReconnectHistory, clock: Clock, parent: QWidget | None = None, *,
-                 cost_of: history_format.SessionCost | None = None) -> None:
+                 cost_of: history_format.SessionCost | None = None, sent_today: Uplink | None = None) -> None:
         super().__init__(parent)
         self.history = history
         self._clock = clock
         self._cost_of = cost_of
         """What a session cost, from the spend ledger (a column of its own when given)."""
+        self._sent_today = sent_today
         self._unsubscribe: Callable[[], None] | None = None
         self.setWindowTitle(WINDOW_TITLE)
         self.resize(820, 420)
@@ -103,11 +105,19 @@ class HistoryWindow(QWidget):
         for index, cells in enumerate(table_rows):
             for column, text in enumerate(cells):
                 self.table.setItem(index, column, QTableWidgetItem(text))
-        self.totals_label.setText(history_format.totals(records, self._clock.wall(), ongoing=ongoing))
+        self.totals_label.setText(history_format.totals(records, self._clock.wall(), ongoing=ongoing,
+                                                        sent_today=self._sent_today))
         self.empty_label.setVisible(not records)
         self.copy_button.setEnabled(bool(records))
         self.export_button.setEnabled(bool(records))
         self.clear_button.setEnabled(bool(records))
+
+    def show_sent_today(self, sent_today: Uplink) -> None:
+        """The microphone audio sent today changed (the engine's snapshot): update the totals line."""
+        if sent_today != self._sent_today:
+            self._sent_today = sent_today
+            if self.isVisible():
+                self.refresh()
 
     # -- actions ---------------------------------------------------------------------------------
 

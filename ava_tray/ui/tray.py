@@ -178,6 +178,8 @@ class TrayUI(QObject):
         if snapshot.state != previous.state or self.status is None:
             notice = self.policy.on_state(snapshot.state, self.clock.monotonic())
         self.render()
+        if self.history_window is not None:
+            self.history_window.show_sent_today(snapshot.sent_today)
         if notice is not None:
             self.notify(notice)
 
@@ -247,7 +249,8 @@ class TrayUI(QObject):
     def show_history(self) -> None:
         """Open (or raise) the reconnect history window."""
         if self.history_window is None:
-            self.history_window = HistoryWindow(self.host.history, self.clock, cost_of=self.host.session_cost)
+            self.history_window = HistoryWindow(self.host.history, self.clock, cost_of=self.host.session_cost,
+                                                sent_today=self.snapshot.sent_today)
             self.history_window.setWindowIcon(app_icon())
         self.history_window.show()
         self.history_window.raise_()
@@ -294,6 +297,7 @@ class TrayUI(QObject):
             "history_rows": history_rows,
             "records": len(self.host.history.records),
             "muted": self.snapshot.muted,
+            "sending": self.snapshot.sending,
             "notifications": [{"title": n.title, "message": n.message} for n in self.notices],
         }
 

@@ -158,7 +158,7 @@ BYTES_PER_SECOND = 48_000
 def uplink_text(uplink: Uplink) -> str:
     """`1.4 MB (29 s of audio, 6 times)`: microphone audio sent to the server."""
     size = uplink.bytes
-    amount = f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB" if size else "nothing"
+    amount = f"{size / 1e6:.1f} MB" if size >= 1_000_000 else f"{size / 1e3:.0f} kB" if size else "nothing"
     if not size:
         return amount
     seconds = size / BYTES_PER_SECOND

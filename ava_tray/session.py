@@ -68,10 +68,14 @@ SESSION_READY_TIMEOUT = 10.0
 WATCH_INTERVAL = 0.1
 UPLINK_REPORT_S = 10.0
 """While audio is leaving the machine, how often the bytes sent so far are reported (at most)."""
-MIN_PRE_ROLL_MS = 400
-"""The gate's pre-roll: at least this, and 100 ms more than the server's `prefix_padding_ms`."""
+PRE_ROLL_MARGIN_MS = 200
+"""The gate's pre-roll is the server's `prefix_padding_ms` and this: the detector hears a voice 60-150 ms after it
+begins (measured), and the server must still get its padding before the first syllable."""
 HANG_OVER_MARGIN_MS = 200
 """The gate stays open this much longer than the server's `silence_duration_ms`, so the server ends the turn."""
+ECHO_GUARD_TAIL_S = 1.0
+"""After AVA's playback has drained, its voice may still come back this long (devices, room): the gate keeps
+asking for a longer run of speech before it opens (`VoiceGate.ava_speaking`)."""
 
 
 class ToolHost(Protocol):
@@ -222,7 +226,7 @@ class RealtimeSession:
         config = self.options.config
         self.gate_state = "on"
         return VoiceGate(self._detector, sensitivity=options.sensitivity,
-                         pre_roll_ms=max(MIN_PRE_ROLL_MS, config.vad_prefix_padding_ms + 100),
+                         pre_roll_ms=config.vad_prefix_padding_ms + PRE_ROLL_MARGIN_MS,
                          hang_over_ms=config.vad_silence_duration_ms + HANG_OVER_MARGIN_MS)
 
     @property
@@ -272,6 +276,8 @@ class _Conversation:
         self._unreported_bytes = 0
         self._reported_at = 0.0
         self._devices_active: bool | None = None
+        self._echo_guard_until = 0.0
+        """Monotonic time (the microphone's clock) until which AVA's voice may come back, after it stopped."""
 
     def renew(self, source: _ServerSession, code: str) -> None:
         """`source` broke for good (`server_error`): open a fresh session rather than retry in this one."""
@@ -409,6 +415,7 @@ class _Conversation:
                 self._report_uplink(False, captured_at)
             return
         if gate is not None:
+            gate.ava_speaking = self.speaking or captured_at < self._echo_guard_until
             pcm = gate.process(pcm, captured_at)
         if pcm:
             if self.held is not None:
@@ -464,6 +471,9 @@ class _Conversation:
     def _set_speaking(self, active: bool) -> None:
         if active != self.speaking:
             self.speaking = active
+            if not active:
+                self._echo_guard_until = time.monotonic() + ECHO_GUARD_TAIL_S
+            self._update_devices()  # AVA speaking: every microphone block at once, for a quick barge-in
             self.context.speaking(active)
 
     # -- tools ---------------------------------------------------------------------------------

@@ -389,3 +389,21 @@ def test_the_background_level_is_the_quietest_window_of_the_last_segments() -> N
     for level in (60.0, 70.0, 80.0, 90.0):
         background.add(level)
     assert background.level == 30.0  # the segment holding 10 has been forgotten
+
+
+def test_while_ava_speaks_a_short_burst_does_not_open_the_gate_and_a_voice_does() -> None:
+    """A burst of AVA's own voice slipping past echo cancellation (two windows) stays out; a user talking over AVA
+    opens the gate after three windows in a row, the pre-roll counted from the first."""
+    burst = with_tone(hiss(3.0), 40 * WINDOW, 42 * WINDOW)
+    guarded = VoiceGate(LoudnessDetector(), pre_roll_ms=300, hang_over_ms=700)
+    guarded.ava_speaking = True
+    assert not any(run(guarded, burst))
+    unguarded = VoiceGate(LoudnessDetector(), pre_roll_ms=300, hang_over_ms=700)
+    assert any(run(unguarded, burst)), "a control: the same burst opens the gate when AVA is silent"
+
+    tone_start = 40 * WINDOW
+    voice = with_tone(hiss(4.0), tone_start, 60 * WINDOW)
+    guarded.reset()
+    spans = sent_spans(voice, run(guarded, voice))
+    assert spans[0][0] == tone_start - 300 * MS
+    assert guarded.counters.openings == 1

@@ -25,14 +25,22 @@ class TeeVoiceIO:
     def __init__(self, inner: VoiceIO) -> None:
         self.inner = inner
         self.blocks: list[bytes] = []
+        self.times: list[float] = []
+        """When each block was captured (monotonic)."""
 
     @property
     def stream(self) -> bytes:
         return b"".join(self.blocks)
 
+    def captured_at(self, sample: int) -> float:
+        """When the block holding stream sample `sample` was captured."""
+        ends = np.cumsum([len(block) // 2 for block in self.blocks])
+        return self.times[min(int(np.searchsorted(ends, sample, side="right")), len(self.times) - 1)]
+
     async def open(self, on_mic_block: MicBlockHandler) -> None:
         def tee(pcm: bytes, captured_at: float) -> None:
             self.blocks.append(pcm)
+            self.times.append(captured_at)
             on_mic_block(pcm, captured_at)
 
         await self.inner.open(tee)
@@ -86,6 +94,17 @@ def lag_of(stream: bytes, scene: ra.Scene) -> int:
     n = 1 << int(np.ceil(np.log2(heard.size + played.size)))
     correlation = np.fft.irfft(np.fft.rfft(heard, n) * np.conj(np.fft.rfft(played, n)), n)
     return int(np.argmax(correlation[: max(1, heard.size - played.size // 2)]))
+
+
+def utterance_ends(scene: ra.Scene, lag: int, stream: bytes | None = None) -> list[int]:
+    """Where (stream samples) each utterance's last speech frame ends."""
+    ends = []
+    for utterance in scene.utterances:
+        here = local_lag(stream, scene, utterance, lag) if stream else lag
+        first, end = utterance
+        last = first + int(np.flatnonzero(scene.speech[first:end])[-1]) + 1
+        ends.append(here + last * ra.FRAME)
+    return ends
 
 
 @dataclass(frozen=True)

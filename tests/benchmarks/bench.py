@@ -140,7 +140,8 @@ async def bench_latency(turns: int) -> None:
         task = asyncio.create_task(engine.run())
         await wait_state(engine, lambda s: isinstance(s, Connected), 15)
         for turn in range(turns):
-            async with pulse.feed_mic(pulse.speech_like_pcm(1.0, seed=turn) + bytes(48_000)):
+            # A second of quiet first: the voice gate hears the voice begin, as it would a person.
+            async with pulse.feed_mic(bytes(48_000) + pulse.speech_like_pcm(1.0, seed=turn) + bytes(48_000)):
                 await simulator.wait_for(lambda n=turn: simulator.sessions[-1].replies_sent > n, 15)
             # The next turn starts once AVA's reply has finished playing, as a person would wait.
             await wait_state(engine, lambda s: isinstance(s, Connected) and not s.speaking, 15)

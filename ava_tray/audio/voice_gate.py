@@ -39,6 +39,11 @@ LOUD_WINDOWS_TO_WAKE = 2
 """Windows in a row that must stand out from the background to wake the detector (a key click fills one)."""
 NOISE_FLOOR_MEMORY_S = 3.0
 """The background level is the quietest window of about this long (minimum statistics)."""
+SOUNDING_TAIL_S = 3.0
+"""The hang-over counts from the last window of an unbroken run of loud windows (standing out from the background)
+that began with speech, for up to this long after the last one judged speech: a voice's tail the model no longer
+calls speech (a trailing breath, a steady vowel) is still sound to the server's VAD, whose turn would not end if the
+gate closed less than its `silence_duration_ms` after it."""
 ECHO_GUARD_WINDOWS = 3
 """While AVA speaks, windows in a row (about 100 ms) that must be judged speech to open the gate: a burst of AVA's
 own voice that slips past echo cancellation as a reply starts (40-80 ms, measured) does not open it, a user
@@ -181,6 +186,9 @@ class VoiceGate:
         self._speech_run = 0
         self._speech_run_start = 0
         self._ava_speaking = False
+        self._sounding_tail = round(SOUNDING_TAIL_S * SAMPLE_RATE)
+        self._last_heard_end = 0
+        self._sounding = False
         self._reset_stream()
 
     # -- settings -------------------------------------------------------------------------------------------
@@ -290,10 +298,15 @@ class VoiceGate:
             window_end += self._window
             voice_start = self._judge(window, window_end)
             if voice_start is not None:
-                self._last_voice_end = window_end
+                self._last_voice_end = self._last_heard_end = window_end
+                self._sounding = True
                 self.last_speech_at = captured_at
                 if self._open_from is None:
                     self._open(voice_start)
+            elif self._sounding and self._loud_run and window_end - self._last_heard_end <= self._sounding_tail:
+                self._last_voice_end = window_end  # the voice still sounds: the server hears it, the hang-over waits
+            else:
+                self._sounding = False  # a quiet window ends it: typing after the voice does not hold the gate
 
     def _judge(self, window: FloatArray, window_end: int) -> int | None:
         """Where speech starts if this window is speech (an earlier window when the detector, woken, hears it in the
@@ -383,6 +396,8 @@ class VoiceGate:
         self._sent_until = 0
         self._open_from = None
         self._last_voice_end = -self.hang_over
+        self._last_heard_end = -self._sounding_tail
+        self._sounding = False
         self._unanalysed = []
         self._unanalysed_size = 0
         self._awake_until = -1

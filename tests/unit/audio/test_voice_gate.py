@@ -407,3 +407,42 @@ def test_while_ava_speaks_a_short_burst_does_not_open_the_gate_and_a_voice_does(
     spans = sent_spans(voice, run(guarded, voice))
     assert spans[0][0] == tone_start - 300 * MS
     assert guarded.counters.openings == 1
+
+
+class FirstWindowsDetector(LoudnessDetector):
+    """Hears speech in the first `windows` loud windows after a reset, then never again (a voice whose tail the model
+    no longer calls speech)."""
+
+    def __init__(self, windows: int) -> None:
+        super().__init__()
+        self.windows = windows
+        self.heard = 0
+
+    def speech_probability(self, samples: npt.NDArray[np.float32]) -> float:
+        if super().speech_probability(samples) < 0.5 or self.heard >= self.windows:
+            return 0.0
+        self.heard += 1
+        return 1.0
+
+    def reset(self) -> None:
+        self.heard = 0
+
+
+def test_the_hang_over_waits_for_a_voice_to_stop_sounding_not_for_the_model_to_stop_calling_it_speech() -> None:
+    tone_start, tone_end = 40 * WINDOW, 80 * WINDOW
+    pcm = with_tone(hiss(5.0), tone_start, tone_end)
+    gate = VoiceGate(FirstWindowsDetector(5), pre_roll_ms=300, hang_over_ms=700)
+    spans = sent_spans(pcm, run(gate, pcm))
+    assert spans == [(tone_start - 300 * MS, tone_end + 700 * MS)], "the server would never hear the turn end"
+
+
+def test_typing_after_a_request_does_not_hold_the_gate_open() -> None:
+    x = hiss(6.0)
+    t = np.arange(10 * WINDOW) / ra.RATE
+    x[40 * WINDOW : 50 * WINDOW] += 8000 * np.sin(2 * np.pi * 300 * t)  # the request
+    for key in range(52, 150, 4):  # a key every 128 ms from 60 ms after it, each loud for two windows
+        x[key * WINDOW : (key + 2) * WINDOW] += 6000 * np.sign(np.sin(2 * np.pi * 2000 * t[: 2 * WINDOW]))
+    pcm = ra.to_pcm(x)
+    gate = VoiceGate(FirstWindowsDetector(10), pre_roll_ms=300, hang_over_ms=700)
+    spans = sent_spans(pcm, run(gate, pcm))
+    assert spans == [(40 * WINDOW - 300 * MS, 50 * WINDOW + 700 * MS)]

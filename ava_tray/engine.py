@@ -29,7 +29,7 @@ from ava_tray.realtime.connection import Keepalive, endpoint_reachable
 from ava_tray.realtime.events import SessionConfig
 from ava_tray.realtime.models import takes_reasoning
 from ava_tray.realtime.providers import ProviderError, provider_for
-from ava_tray.session import RealtimeSession, RolloverPolicy, SessionOptions
+from ava_tray.session import GateOptions, RealtimeSession, RolloverPolicy, SessionOptions
 from ava_tray.settings import Settings
 from ava_tray.status import GO_ON, LastInterruption, Snapshot, spend_text
 from ava_tray.supervisor import (
@@ -64,6 +64,8 @@ class LaunchOptions:
     """`--audio-mode`: overrides the settings' audio mode for this run."""
     rollover_enabled: bool | None = None
     """`--rollover` / `--no-rollover`: overrides whether sessions roll over (the margin stays the settings')."""
+    voice_gate: bool | None = None
+    """`--voice-gate` / `--no-voice-gate`: overrides whether the microphone is gated."""
     rollover: RolloverPolicy | None = None
     """A whole rollover policy instead of the settings' (tests, benchmarks)."""
 
@@ -74,6 +76,8 @@ class LaunchOptions:
             changes["audio_mode"] = self.audio_mode
         if self.rollover_enabled is not None:
             changes["rollover"] = self.rollover_enabled
+        if self.voice_gate is not None:
+            changes["voice_gate"] = self.voice_gate
         return replace(settings, **changes) if changes else settings  # type: ignore[arg-type]
 
 
@@ -156,7 +160,7 @@ class AvaEngine:
         self.session = RealtimeSession(self._session_options(), self._voice_io_factory_for(effective),
                                        clock=self.clock, latency=self.latency, transcript=self.transcript,
                                        tools=LoggedTools(self.toolbox.registry, self.conversation_log),
-                                       on_usage=self._used)
+                                       on_usage=self._used, on_uplink=self._uplink)
         """The one session runner of this engine; new settings are swapped into it, never a second one."""
         self.supervisor = Supervisor(self.session.run, delays=delays_for(effective), clock=self.clock,
                                      history=self.history, reachability=self._reachable)
@@ -186,7 +190,7 @@ class AvaEngine:
                        reconnects_today=reconnects_since(records, start_of_today(self.clock.wall())),
                        last_interruption=LastInterruption(last.cause, last.message, last.at) if last else None,
                        spend_today=self.ledger.cost_today(), spend_month=self.ledger.cost_this_month(),
-                       budget_usd=self.settings.daily_budget)
+                       budget_usd=self.settings.daily_budget, sent_today=self.ledger.uplink_today())
 
     def _publish(self, snapshot: Snapshot) -> None:
         if snapshot == self._snapshot:
@@ -356,8 +360,15 @@ class AvaEngine:
         return lambda: _ReportedVoiceIO(make(), self._audio_opened, self.conversation_log.barged_in)
 
     def _audio_opened(self, echo_state: str | None) -> None:
-        if echo_state is not None:
-            self._publish(replace(self._snapshot, echo=echo_state))
+        snapshot = replace(self._snapshot, voice_gate=self.session.gate_state)
+        self._publish(replace(snapshot, echo=echo_state) if echo_state is not None else snapshot)
+
+    def _uplink(self, sending: bool, sent_bytes: int) -> None:
+        """Microphone audio started or stopped leaving the machine; `sent_bytes` went since the last report."""
+        opened = sending and not self._snapshot.sending
+        if sent_bytes or opened:
+            self.ledger.add_uplink(sent_bytes, openings=int(opened))
+        self._publish(replace(self._snapshot, sending=sending, sent_today=self.ledger.uplink_today()))
 
     # -- running -------------------------------------------------------------------------------------
 
@@ -382,7 +393,8 @@ class AvaEngine:
             logger.warning("%s", exc)
             provider = provider_for(self._url, effective.provider, env={})
         return SessionOptions(url=self._url, api_key=self._api_key, config=session_config_for(effective),
-                              keepalive=self.launch.keepalive, rollover=rollover, provider=provider)
+                              keepalive=self.launch.keepalive, rollover=rollover, provider=provider,
+                              gate=GateOptions(enabled=effective.voice_gate, sensitivity=effective.gate_sensitivity))
 
     async def run(self) -> None:
         """Start the demo simulator if asked, then supervise sessions until `stop()`."""
@@ -471,6 +483,9 @@ class _ReportedVoiceIO:
         if cut is not None and cut.item_id:
             self._cut(cut.played_ms)  # a barge-in cut AVA's turn: the conversation log marks it
         return cut
+
+    def set_active(self, active: bool) -> None:
+        self.inner.set_active(active)
 
     @property
     def is_playing(self) -> bool:

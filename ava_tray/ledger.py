@@ -2,7 +2,8 @@
 
 Each response is one row committed at once (WAL journal), so a crash loses nothing already answered. The
 ledger holds token counts, the model, the session's id and the cost: never the key, never the
-conversation. It also keeps the days on which the user chose to go on past the daily budget.
+conversation. It also keeps the days on which the user chose to go on past the daily budget, and how much
+microphone audio left the machine each day (the voice gate's work, shown in the history window).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 CREATE INDEX IF NOT EXISTS responses_day ON responses (day);
 CREATE TABLE IF NOT EXISTS budget_overrides (day TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS uplink (day TEXT PRIMARY KEY, bytes INTEGER NOT NULL DEFAULT 0,
+                                   openings INTEGER NOT NULL DEFAULT 0);
 """
 
 
@@ -50,6 +53,16 @@ class DayTotal:
     model: str
     usage: Usage
     cost_usd: float
+
+
+@dataclass(frozen=True)
+class Uplink:
+    """Microphone audio sent to the server in a day."""
+
+    bytes: int
+    """PCM16 at 24 kHz, before base64."""
+    openings: int
+    """Times the microphone began sending (the voice gate opening; once per connection without a gate)."""
 
 
 def local_day(wall: float) -> str:
@@ -138,6 +151,22 @@ class SpendLedger:
             usage = Usage(**amounts)
             totals.append(DayTotal(day=row[0], model=row[1], usage=usage, cost_usd=float(row[-1])))
         return totals
+
+    def add_uplink(self, sent_bytes: int, *, openings: int = 0) -> None:
+        """Count microphone audio sent to the server today (bytes of PCM16) and times the microphone opened."""
+        with self._cursor() as cursor:
+            cursor.execute("INSERT INTO uplink (day, bytes, openings) VALUES (?, ?, ?) ON CONFLICT (day) DO UPDATE "
+                           "SET bytes = bytes + excluded.bytes, openings = openings + excluded.openings",
+                           (local_day(self.clock.wall()), sent_bytes, openings))
+
+    def uplink_on(self, day: str) -> Uplink:
+        """Microphone audio sent on one day (YYYY-MM-DD)."""
+        with self._cursor() as cursor:
+            row = cursor.execute("SELECT bytes, openings FROM uplink WHERE day = ?", (day,)).fetchone()
+        return Uplink(int(row[0]), int(row[1])) if row else Uplink(0, 0)
+
+    def uplink_today(self) -> Uplink:
+        return self.uplink_on(local_day(self.clock.wall()))
 
     def go_on_today(self) -> None:
         """The user chose to go on past today's budget."""

@@ -7,6 +7,13 @@ the microphone switches to it in one step (blocks captured meanwhile are held an
 session), and the old one closes with 1000 once its reply is done. Cleanup is one idempotent path that
 every exit takes: audio streams closed, tasks cancelled and awaited, sockets closed.
 
+The microphone reaches the server through the conversation's voice gate (`ava_tray/audio/voice_gate.py`):
+one gate per conversation, so per opening of the microphone. It sits here, after the device layer's echo
+front end (so AVA's own voice, cancelled there, does not open it) and before the blocks are routed to a
+server session: a handover moves the microphone, not the gate, so an utterance in progress is never cut, and
+a new conversation (a reconnect, other devices) starts with a fresh one. Here too are mute, which closes it,
+and the protocol's state, which with the gate says when the devices may idle (`VoiceIO.set_active`).
+
 The parts, each named for what it is: `_Conversation` (the audio devices and the server sessions of one
 supervisor run: handover, barge-in, tools), `_ServerSession` (one socket: it opens, configures and pumps;
 what the server's events mean is decided by its socket-free `ServerSessionProtocol`, in
@@ -27,6 +34,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from ava_tray.audio import AudioDeviceError, VoiceIO
+from ava_tray.audio.voice_gate import SpeechDetector, VoiceGate
 from ava_tray.clock import Clock, SystemClock
 from ava_tray.conversation import Transcript
 from ava_tray.metrics import AudioLatency
@@ -52,11 +60,22 @@ from ava_tray.realtime.protocol import (
 )
 from ava_tray.realtime.providers import SESSION_LIMIT_S, Provider, recognise, session_url
 from ava_tray.supervisor import SessionContext
+from ava_tray.threads import run_on_own_thread
 
 logger = logging.getLogger(__name__)
 
 SESSION_READY_TIMEOUT = 10.0
 WATCH_INTERVAL = 0.1
+UPLINK_REPORT_S = 10.0
+"""While audio is leaving the machine, how often the bytes sent so far are reported (at most)."""
+PRE_ROLL_MARGIN_MS = 200
+"""The gate's pre-roll is the server's `prefix_padding_ms` and this: the detector hears a voice 60-150 ms after it
+begins (measured), and the server must still get its padding before the first syllable."""
+HANG_OVER_MARGIN_MS = 200
+"""The gate stays open this much longer than the server's `silence_duration_ms`, so the server ends the turn."""
+ECHO_GUARD_TAIL_S = 1.0
+"""After AVA's playback has drained, its voice may still come back this long (devices, room): the gate keeps
+asking for a longer run of speech before it opens (`VoiceGate.ava_speaking`)."""
 
 
 class ToolHost(Protocol):
@@ -101,6 +120,16 @@ class RolloverPolicy:
 
 
 @dataclass(frozen=True)
+class GateOptions:
+    """The local voice gate between the microphone and the socket."""
+
+    enabled: bool = True
+    """False: the microphone streams continuously, as without a gate."""
+    sensitivity: float = 0.5
+    """0 (only clear speech opens it) to 1 (anything voice-like does)."""
+
+
+@dataclass(frozen=True)
 class SessionOptions:
     """Everything a session needs that does not change between sessions."""
 
@@ -111,6 +140,7 @@ class SessionOptions:
     rollover: RolloverPolicy = field(default_factory=RolloverPolicy)
     provider: Provider | None = None
     """Who serves `url` (the key's header, where the model goes, the session limit); None: from the URL."""
+    gate: GateOptions = field(default_factory=GateOptions)
 
     @property
     def served_by(self) -> Provider:
@@ -124,6 +154,16 @@ class SessionOptions:
 
 UsageListener = Callable[[str, Usage], None]
 """Called with the model (or deployment) and what one response or transcription used."""
+UplinkListener = Callable[[bool, int], None]
+"""Called when microphone audio starts or stops leaving the machine (`sending`), and every `UPLINK_REPORT_S`
+while it does, with the bytes (24 kHz PCM16) sent since the last call."""
+GATE_OFF = "off (streaming continuously)"
+
+
+def _silero() -> SpeechDetector:
+    from ava_tray.audio.speech_detector import SileroSpeechDetector
+
+    return SileroSpeechDetector()
 
 
 class RealtimeSession:
@@ -139,9 +179,17 @@ class RealtimeSession:
         tools: ToolHost | None = None,
         transcript: Transcript | None = None,
         on_usage: UsageListener | None = None,
+        on_uplink: UplinkListener | None = None,
+        speech_detector: Callable[[], SpeechDetector] = _silero,
     ) -> None:
+        """`speech_detector` makes the voice gate's detector (once, on a helper thread: loading it takes time)."""
         self.options = options
         self.on_usage = on_usage
+        self.on_uplink = on_uplink
+        self._make_detector = speech_detector
+        self._detector: SpeechDetector | None = None
+        self.gate_state: str | None = None
+        """"on", "off (streaming continuously)" or "unavailable: <why>", once a conversation has begun."""
         self.voice_io_factory = voice_io_factory
         self.clock = clock or SystemClock()
         self.latency = latency or AudioLatency()
@@ -159,6 +207,32 @@ class RealtimeSession:
             return await conversation.serve()
         finally:
             self._current = None
+
+    async def new_gate(self) -> VoiceGate | None:
+        """A voice gate for a conversation as the options say (None: the microphone streams continuously)."""
+        options = self.options.gate
+        if not options.enabled:
+            self.gate_state = GATE_OFF
+            return None
+        if self._detector is None:
+            from ava_tray.audio.speech_detector import SpeechDetectorUnavailable
+
+            try:
+                self._detector = await run_on_own_thread(self._make_detector, name="ava-speech-detector", join=True)
+            except SpeechDetectorUnavailable as exc:
+                logger.warning("%s", exc)
+                self.gate_state = f"unavailable: {exc}"
+                return None
+        config = self.options.config
+        self.gate_state = "on"
+        return VoiceGate(self._detector, sensitivity=options.sensitivity,
+                         pre_roll_ms=config.vad_prefix_padding_ms + PRE_ROLL_MARGIN_MS,
+                         hang_over_ms=config.vad_silence_duration_ms + HANG_OVER_MARGIN_MS)
+
+    @property
+    def sending(self) -> bool:
+        """Microphone audio is leaving the machine now."""
+        return self._current is not None and self._current.sending
 
     def announce(self, text: str) -> bool:
         """Have AVA say `text` now (e.g. a reminder that came due); False when no session is up."""
@@ -195,6 +269,15 @@ class _Conversation:
         self.closed = False
         self.renew_requested = False
         """The active server session failed in a way that sticks to it: hand over now, whatever the clock."""
+        self.gate: VoiceGate | None = None
+        """This conversation's voice gate (None: the microphone streams continuously)."""
+        self.sending = False
+        """Microphone audio is leaving the machine now."""
+        self._unreported_bytes = 0
+        self._reported_at = 0.0
+        self._devices_active: bool | None = None
+        self._echo_guard_until = 0.0
+        """Monotonic time (the microphone's clock) until which AVA's voice may come back, after it stopped."""
 
     def renew(self, source: _ServerSession, code: str) -> None:
         """`source` broke for good (`server_error`): open a fresh session rather than retry in this one."""
@@ -208,12 +291,14 @@ class _Conversation:
             ended = await server_session.wait_ready()
             if ended is not None:
                 return ended
+            self.gate = await self.owner.new_gate()
             try:
                 self.voice = self.owner.voice_io_factory()
                 await self.voice.open(self._on_mic_block)
             except AudioDeviceError as exc:
                 return SessionEnding(Cause.OTHER, str(exc))
             self.active = server_session
+            self._update_devices()
             self.context.ready(server_session.protocol.expires_at)
             return await self._watch()
         finally:
@@ -240,6 +325,7 @@ class _Conversation:
                 return SessionEnding(Cause.OTHER, str(self.voice.failure))
             if self.speaking and not self.voice.is_playing:
                 self._set_speaking(False)
+            self._update_devices()
             tools = self.owner.tools
             if (tools is not None and active.tools_version != tools.version and active.protocol.is_open
                     and self._at_turn_boundary(active)):
@@ -264,7 +350,7 @@ class _Conversation:
         assert self.voice is not None
         protocol = server_session.protocol
         return not (protocol.response_active or protocol.user_speaking or self.voice.is_playing
-                    or self.busy_with_tools)
+                    or self.busy_with_tools or (self.gate is not None and self.gate.is_open))
 
     async def _hand_over(self, old: _ServerSession) -> bool:
         """Make before break: the new session is ready before the microphone moves to it."""
@@ -317,13 +403,51 @@ class _Conversation:
     # -- audio both ways -----------------------------------------------------------------------
 
     def _on_mic_block(self, pcm: bytes, captured_at: float) -> None:
-        """On the loop: route one microphone block to the active session (held during a handover)."""
-        if self.closed or self.owner.muted:
+        """On the loop: one microphone block through the gate; what it lets out goes to the active session
+        (held during a handover)."""
+        if self.closed:
             return
-        if self.held is not None:
-            self.held.append((pcm, captured_at))
-        elif self.active is not None:
-            self.active.send_mic(pcm, captured_at)
+        gate = self.gate
+        if self.owner.muted:
+            if self.sending:
+                if gate is not None:
+                    gate.reset()  # unmuted, it starts afresh: nothing from before the mute as pre-roll
+                self._report_uplink(False, captured_at)
+            return
+        if gate is not None:
+            gate.ava_speaking = self.speaking or captured_at < self._echo_guard_until
+            pcm = gate.process(pcm, captured_at)
+        if pcm:
+            if self.held is not None:
+                self.held.append((pcm, captured_at))
+                self._unreported_bytes += len(pcm)
+            elif self.active is not None:
+                self.active.send_mic(pcm, captured_at)
+                self._unreported_bytes += len(pcm)
+        sending = gate is None or gate.is_open
+        if sending != self.sending:
+            self._report_uplink(sending, captured_at)
+            self._update_devices()
+        elif self._unreported_bytes and captured_at - self._reported_at >= UPLINK_REPORT_S:
+            self._report_uplink(sending, captured_at)
+
+    def _report_uplink(self, sending: bool, now: float) -> None:
+        self.sending = sending
+        sent, self._unreported_bytes = self._unreported_bytes, 0
+        self._reported_at = now
+        if self.owner.on_uplink is not None:
+            self.owner.on_uplink(sending, sent)
+
+    def _update_devices(self) -> None:
+        """Tell the devices whether the conversation is active: the user heard, AVA speaking or about to."""
+        voice, active = self.voice, self.active
+        if voice is None:
+            return
+        busy = self.sending or self.speaking or (active is not None and (
+            active.protocol.response_active or active.protocol.user_speaking))
+        if busy != self._devices_active:
+            self._devices_active = busy
+            voice.set_active(busy)
 
     def _play(self, source: _ServerSession, item_id: str, pcm: bytes) -> None:
         if self.voice is None or item_id in self.cut_items:
@@ -347,6 +471,9 @@ class _Conversation:
     def _set_speaking(self, active: bool) -> None:
         if active != self.speaking:
             self.speaking = active
+            if not active:
+                self._echo_guard_until = time.monotonic() + ECHO_GUARD_TAIL_S
+            self._update_devices()  # AVA speaking: every microphone block at once, for a quick barge-in
             self.context.speaking(active)
 
     # -- tools ---------------------------------------------------------------------------------
@@ -386,6 +513,8 @@ class _Conversation:
                 logger.warning("closing audio failed: %s", exc)
         if self.speaking:
             self._set_speaking(False)
+        if self.sending or self._unreported_bytes:
+            self._report_uplink(False, self.owner.clock.monotonic())
 
 
 class _ServerSession:

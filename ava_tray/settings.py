@@ -55,6 +55,11 @@ class Settings:
     audio_mode: str = "automatic"
     """"speakers" (echo cancellation), "headphones" (none) or "automatic" (on unless the output device's
     name says headset, headphones or Bluetooth); see ava_tray/audio/echo.py."""
+    voice_gate: bool = True
+    """Send the microphone only while someone speaks (a local speech detector decides); False streams it
+    continuously. See ava_tray/audio/voice_gate.py."""
+    gate_sensitivity: float = 0.5
+    """0 (only clear speech opens the gate) to 1 (anything voice-like does)."""
     daily_budget: float = 0.0
     """USD a day; at 80 % a notification, at 100 % AVA pauses until tomorrow. 0: no budget."""
     prices: str = ""
@@ -92,6 +97,8 @@ class Settings:
             parse_price_overrides(self.prices)
         except PriceOverrideError as exc:
             found.append(str(exc))
+        if not 0.0 <= self.gate_sensitivity <= 1.0:
+            found.append("The voice gate's sensitivity must be between 0 and 1.")
         if not 0 <= self.daily_budget <= 10_000:
             found.append("The daily budget must be between 0 (none) and 10000 USD.")
         if not 0.1 <= self.retention_ratio <= 1.0:

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import assert_never
 
+from ava_tray.ledger import Uplink
 from ava_tray.realtime.ending import Cause
 from ava_tray.states import (
     Connected,
@@ -76,9 +77,15 @@ class Snapshot:
     """The push-to-talk shortcut is held now."""
     shortcut: str = ""
     """The global shortcut as the user knows it ("Ctrl+Alt+A"), for the push-to-talk texts."""
+    sending: bool = False
+    """Microphone audio is leaving the machine now (the voice gate is open, or off)."""
+    sent_today: Uplink = field(default_factory=lambda: Uplink(0, 0))
+    """Microphone audio sent to the server today."""
+    voice_gate: str | None = None
+    """"on", "off (streaming continuously)" or "unavailable: <why>", once audio opened; else None."""
 
-ICON_NAMES = ("connecting", "connected", "speaking", "reconnecting", "offline", "error", "paused", "stopped", "muted",
-              "push_to_talk")
+ICON_NAMES = ("connecting", "connected", "hearing", "speaking", "reconnecting", "offline", "error", "paused", "stopped",
+              "muted", "push_to_talk")
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,22 @@ def spend_text(usd: float) -> str:
     return f"${usd:.2f}"
 
 
+BYTES_PER_SECOND = 48_000
+"""Microphone audio on the wire: 24 kHz PCM16 (before base64)."""
+
+
+def uplink_text(uplink: Uplink) -> str:
+    """`1.4 MB (29 s of audio, 6 times)`: microphone audio sent to the server."""
+    size = uplink.bytes
+    amount = f"{size / 1e6:.1f} MB" if size >= 1_000_000 else f"{size / 1e3:.0f} kB" if size else "nothing"
+    if not size:
+        return amount
+    seconds = size / BYTES_PER_SECOND
+    length = f"{seconds:.0f} s" if seconds < 60 else format_outage(seconds)
+    times = f", {uplink.openings} time{'s' if uplink.openings != 1 else ''}" if uplink.openings else ""
+    return f"{amount} ({length} of audio{times})"
+
+
 def describe(snapshot: Snapshot, now: float) -> TrayStatus:
     """Map the whole status at monotonic time `now` to what the tray shows."""
     status = _describe_state(snapshot, now)
@@ -183,12 +206,25 @@ def _describe_state(snapshot: Snapshot, now: float) -> TrayStatus:
             waiting = snapshot.push_to_talk and not muted and not snapshot.talking
             ptt_note = [] if not snapshot.push_to_talk or muted else [
                 "push-to-talk: talking" if snapshot.talking else f"push-to-talk: hold {snapshot.shortcut or 'the key'}"]
-            parts = [PREFIX, what, *mute_note, *ptt_note, f"session {format_age(age)}"]
-            icon = "muted" if muted else ("speaking" if state.speaking else "push_to_talk" if waiting else "connected")
-            detail = "AVA is speaking." if state.speaking else (
-                "Your microphone is muted: AVA hears silence." if muted else
-                f"Push-to-talk: hold {snapshot.shortcut or 'the shortcut'} to talk; the microphone is closed until "
-                "then." if waiting else "AVA is listening.")
+            gated = snapshot.voice_gate in (None, "on")
+            sending = snapshot.sending and not muted and not waiting
+            hearing = ["hearing you" if gated else "microphone streaming"] if sending else []
+            parts = [PREFIX, what, *mute_note, *ptt_note, *hearing, f"session {format_age(age)}"]
+            icon = "muted" if muted else ("speaking" if state.speaking else "push_to_talk" if waiting
+                                          else "hearing" if sending else "connected")
+            if state.speaking:
+                detail = "AVA is speaking."
+            elif muted:
+                detail = "Your microphone is muted: AVA hears silence."
+            elif waiting:
+                detail = (f"Push-to-talk: hold {snapshot.shortcut or 'the shortcut'} to talk; the microphone is "
+                          "closed until then.")
+            elif not gated:
+                detail = "AVA is listening: the microphone streams to the server all the time (voice gate off)."
+            elif sending:
+                detail = "AVA hears you: your voice is being sent to the server."
+            else:
+                detail = "AVA is listening: nothing leaves this computer until someone speaks."
             to_next_minute = 60.0 - (max(0.0, age) % 60.0)
             return TrayStatus(icon, SEP.join(parts), SEP.join(parts[1:]), detail,
                               can_restart=True, can_mute=True, next_change_in=to_next_minute)

@@ -35,6 +35,9 @@ class SilentVoiceIO:
     def interrupt(self) -> PlaybackCut | None:
         return None
 
+    def set_active(self, active: bool) -> None:
+        pass
+
     async def close(self) -> None:
         self.closed += 1
         if self._task is not None:

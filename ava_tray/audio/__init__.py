@@ -38,6 +38,11 @@ class VoiceIO(Protocol):
         """Stop playback at once and drop what is queued; say what was cut and how much was heard."""
         ...
 
+    def set_active(self, active: bool) -> None:
+        """Whether the conversation is active (someone speaks, AVA speaks or is about to answer): the devices
+        may save work while it is not (fewer wake-ups, the speaker's stream asleep), never losing audio."""
+        ...
+
     @property
     def is_playing(self) -> bool:
         """True while queued assistant audio has not all reached the device."""

@@ -1,10 +1,23 @@
-"""`VoiceIO` on real devices through PortAudio (`sounddevice`): 24 kHz mono int16 to the outside."""
+"""`VoiceIO` on real devices through PortAudio (`sounddevice`): 24 kHz mono int16 to the outside.
+
+What an idle AVA costs is mostly wake-ups: PortAudio's threads waking for each block, and each microphone block
+waking the event loop. Measured on this project's machine (PulseAudio null sinks, CPU seconds a minute of a
+process that holds the streams; December 2026): both streams at 20 ms blocks with the loop woken per microphone
+block 1.5-1.7 (the bare two streams: 1.0-1.15); the microphone alone at 20 ms 1.1-1.2, at 40 ms 0.52-0.57, at
+40 ms waking the loop for every third block 0.36-0.45. Hence: the microphone runs in `MIC_BLOCK_MS` blocks;
+while the conversation is idle (`set_active(False)`) its blocks reach the loop `IDLE_BATCH` at a time (the voice
+gate's pre-roll holds the first syllable meanwhile), and the speaker's stream sleeps `SPEAKER_SLEEP_S` after
+the last sound. It wakes when the conversation turns active (someone starts speaking, so it runs before the
+reply comes) or when audio is queued; on PulseAudio a stopped stream restarts in 1-3 ms with its first callback
+taking the queued audio, so nothing is clipped.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import logging
 import subprocess
@@ -12,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from ava_tray import paths
 from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut
@@ -27,6 +40,14 @@ logger = logging.getLogger(__name__)
 
 WIRE_RATE = SAMPLE_RATE
 """The rate AVA speaks with the Realtime API, in both directions."""
+MIC_BLOCK_MS: Final = 40
+"""The microphone's block (see the module docstring): 20 ms more to what the server hears than 20 ms blocks."""
+SPEAKER_BLOCK_MS: Final = 20
+"""The speaker's block: it runs only during a conversation, where a short block keeps a barge-in's cut quick."""
+IDLE_BATCH: Final = 3
+"""While idle, microphone blocks wake the event loop this many at a time."""
+SPEAKER_SLEEP_S: Final = 5.0
+"""The speaker's stream stops this long after the conversation went idle with nothing left to play."""
 
 Kind = Literal["input", "output"]
 
@@ -121,7 +142,7 @@ class SoundDeviceVoiceIO:
         *,
         input_device: str | int | None = None,
         output_device: str | int | None = None,
-        block_ms: int = 20,
+        mic_block_ms: int = MIC_BLOCK_MS,
         loop: asyncio.AbstractEventLoop | None = None,
         device_rate: int | None = None,
         on_failure: Callable[[AudioDeviceError], None] | None = None,
@@ -130,8 +151,8 @@ class SoundDeviceVoiceIO:
         """`device_rate` forces the rate the devices are opened at (tests, devices that misreport);
         `on_failure` is called on the loop when a running stream dies (see `failure`);
         `audio_mode` is Settings.audio_mode (the default here, "headphones", leaves the microphone raw)."""
-        if not 1 <= block_ms <= 20:
-            raise ValueError(f"block_ms must be between 1 and 20, got {block_ms}")
+        if not 10 <= mic_block_ms <= 100:
+            raise ValueError(f"mic_block_ms must be between 10 and 100, got {mic_block_ms}")
         if audio_mode not in AUDIO_MODES:
             raise ValueError(f"audio_mode must be one of {', '.join(AUDIO_MODES)}, got {audio_mode!r}")
         self._audio_mode = audio_mode
@@ -139,7 +160,7 @@ class SoundDeviceVoiceIO:
         """The microphone's front end (echo cancellation or half-duplex), once open."""
         self._input_device = input_device
         self._output_device = output_device
-        self._block_ms = block_ms
+        self._mic_block_ms = mic_block_ms
         self._loop = loop
         self._forced_rate = device_rate
         self._on_failure = on_failure
@@ -157,6 +178,17 @@ class SoundDeviceVoiceIO:
         self._speaker_resampler: LinearResampler | None = None
         self._playback = PlaybackBuffer()
         self._warned_closed_play = False
+        self._mic_waiting: collections.deque[tuple[bytes, float]] = collections.deque()
+        """Microphone blocks from PortAudio's thread not yet handed to the loop."""
+        self._active = True
+        self._delivery_batch = 1
+        self._speaker_lock = threading.Lock()
+        """Held while the speaker's stream starts, stops or closes (never two of them at once)."""
+        self._speaker_wanted = True
+        self._speaker_running = False
+        self._speaker_switch: asyncio.Task[None] | None = None
+        self._speaker_sleep_timer: asyncio.TimerHandle | None = None
+        self._last_audible = 0.0
 
         self.captured_blocks = 0
         """Microphone blocks received from the device."""
@@ -168,6 +200,10 @@ class SoundDeviceVoiceIO:
         """Blocks where data was lost because we were late (input overflow, output overflow): not fatal."""
         self.play_log: collections.deque[PlayRecord] = collections.deque(maxlen=4096)
         """The last `play()` hand-offs, for latency benchmarks."""
+        self.speaker_sleeps = 0
+        """Times the speaker's stream was stopped while idle."""
+        self.speaker_sleep_s = SPEAKER_SLEEP_S
+        """How long after the conversation went idle, with nothing left to play, the speaker's stream stops."""
 
     # --- VoiceIO -------------------------------------------------------------------------------
 
@@ -207,7 +243,9 @@ class SoundDeviceVoiceIO:
         self._close_future = None
         self._failure = None
         self._mic_pending.clear()
+        self._mic_waiting.clear()
         self._playback.cut()
+        self._speaker_wanted = True
 
         opening = asyncio.ensure_future(
             run_on_own_thread(lambda: self._open_streams(sd, loop), name="ava-audio-device", join=True))
@@ -226,15 +264,18 @@ class SoundDeviceVoiceIO:
             self._input = self._output = None
             raise
         self._in_stream, self._out_stream = in_stream, out_stream
+        self._last_audible = time.monotonic()
         assert self._input is not None and self._output is not None
         logger.info(
-            "audio open: microphone %r at %d Hz, speaker %r at %d Hz, %d ms blocks",
+            "audio open: microphone %r at %d Hz in %d ms blocks, speaker %r at %d Hz",
             self._input.name,
             self._input.rate,
+            self._mic_block_ms,
             self._output.name,
             self._output.rate,
-            self._block_ms,
         )
+        if not self._active:
+            self._schedule_speaker_sleep()
 
     def play(self, item_id: str, pcm: bytes) -> None:
         """Queue 24 kHz mono int16 assistant audio for the speaker; never blocks."""
@@ -250,6 +291,27 @@ class SoundDeviceVoiceIO:
         data = self._speaker_resampler.process_bytes(pcm) if self._speaker_resampler else pcm
         self._playback.push(item_id, data)
         self.play_log.append(PlayRecord(item_id, time.monotonic(), len(pcm) // BYTES_PER_SAMPLE))
+        self._wake_speaker()
+
+    def set_active(self, active: bool) -> None:
+        """Active (someone speaks, AVA speaks or is about to): every microphone block reaches the loop at once
+        and the speaker runs. Idle: blocks come `IDLE_BATCH` at a time and the speaker sleeps after a while."""
+        if active == self._active:
+            return
+        self._active = active
+        self._delivery_batch = 1 if active else IDLE_BATCH
+        if self._out_stream is None:
+            return
+        if active:
+            self._deliver_waiting()
+            self._wake_speaker()
+        else:
+            self._schedule_speaker_sleep()
+
+    @property
+    def speaker_awake(self) -> bool:
+        """The speaker's stream is running (or starting)."""
+        return self._speaker_wanted
 
     def interrupt(self) -> PlaybackCut | None:
         """Drop all queued audio at once; say which item was cut and how many ms of it were played."""
@@ -277,14 +339,89 @@ class SoundDeviceVoiceIO:
             return
         self._closing = True
         self._close_future = asyncio.get_running_loop().create_future()
+        if self._speaker_sleep_timer is not None:
+            self._speaker_sleep_timer.cancel()
         try:
-            await run_on_own_thread(lambda: self._close_streams(streams), name="ava-audio-device", join=True)
+            await run_on_own_thread(lambda: self._close_under_lock(streams), name="ava-audio-device", join=True)
+            if self._speaker_switch is not None:
+                await asyncio.wait({self._speaker_switch})
         finally:
             self._in_stream = self._out_stream = None
+            self._speaker_switch = None
+            self._speaker_running = False
             self._playback.cut()
             self._close_future.set_result(None)
             self._close_future = None
             logger.info("audio closed")
+
+    # --- the sleeping speaker (switched on helper threads) --------------------------------------
+
+    def _wake_speaker(self) -> None:
+        """Have the speaker's stream run (audio is queued, or may come soon); idle, it may sleep again later."""
+        if not self._speaker_wanted:
+            self._speaker_wanted = True
+            self._switch_speaker()
+        if not self._active and self._speaker_sleep_timer is None:
+            self._schedule_speaker_sleep()
+
+    def _schedule_speaker_sleep(self, delay: float | None = None) -> None:
+        if self._speaker_sleep_timer is not None:
+            self._speaker_sleep_timer.cancel()
+        loop = asyncio.get_running_loop()
+        wait = self.speaker_sleep_s if delay is None else delay
+        self._speaker_sleep_timer = loop.call_later(wait, self._maybe_sleep_speaker)
+
+    def _maybe_sleep_speaker(self) -> None:
+        """Stop the speaker's stream if the conversation is idle and it played nothing for `speaker_sleep_s`."""
+        self._speaker_sleep_timer = None
+        if self._active or self._closing or self._out_stream is None or not self._speaker_wanted:
+            return
+        quiet_for = time.monotonic() - self._last_audible
+        if self._playback.pending_bytes or quiet_for < self.speaker_sleep_s:
+            self._schedule_speaker_sleep(max(0.05, self.speaker_sleep_s - quiet_for))
+            return
+        self._speaker_wanted = False
+        self._switch_speaker()
+
+    def _switch_speaker(self) -> None:
+        """Bring the speaker's stream to the wanted state on a helper thread (one switch at a time)."""
+        if self._speaker_switch is None or self._speaker_switch.done():
+            self._speaker_switch = asyncio.ensure_future(self._run_speaker_switch())
+
+    async def _run_speaker_switch(self) -> None:
+        while self._speaker_running != self._speaker_wanted and not self._closing:
+            switch = functools.partial(self._set_speaker_running, self._speaker_wanted)
+            try:
+                await run_on_own_thread(switch, name="ava-audio-speaker", join=True)
+            except AudioDeviceError as error:
+                if self._failure is None:
+                    self._failure = error
+                self._report_failure(error)
+                return
+
+    def _set_speaker_running(self, running: bool) -> None:
+        """On a helper thread: start or stop the speaker's stream (a stop drops only silence)."""
+        sd = _import_sounddevice()
+        with self._speaker_lock:
+            stream = self._out_stream
+            if self._closing or stream is None:
+                return
+            if running:
+                try:
+                    stream.start()
+                except (sd.PortAudioError, OSError) as exc:
+                    name = self._output.name if self._output else "default"
+                    raise self._open_error("output", name, exc) from exc
+                self._speaker_running = True
+            else:
+                self._speaker_running = False  # before the stop: its finished callback is no failure
+                with contextlib.suppress(sd.PortAudioError, OSError):
+                    stream.abort()
+                self.speaker_sleeps += 1
+
+    def _close_under_lock(self, streams: Any) -> None:
+        with self._speaker_lock:
+            self._close_streams(streams)
 
     # --- opening (on a helper thread) ----------------------------------------------------------
 
@@ -310,6 +447,7 @@ class SoundDeviceVoiceIO:
                 (in_stream, "input", self._input),
                 (out_stream, "output", self._output),
             )
+            self._speaker_running = True
             for stream, kind, choice in started:
                 try:
                     stream.start()
@@ -363,7 +501,7 @@ class SoundDeviceVoiceIO:
         return _DeviceChoice(index=index, name=name, rate=rate)
 
     def _make_stream(self, sd: Any, kind: Kind, choice: _DeviceChoice, loop: asyncio.AbstractEventLoop) -> Any:
-        blocksize = choice.rate * self._block_ms // 1000
+        blocksize = choice.rate * (self._mic_block_ms if kind == "input" else SPEAKER_BLOCK_MS) // 1000
         try:
             if kind == "input":
                 self._mic_resampler = LinearResampler(choice.rate, WIRE_RATE) if choice.rate != WIRE_RATE else None
@@ -409,7 +547,8 @@ class SoundDeviceVoiceIO:
     # --- callbacks (PortAudio's threads: no logging, no blocking) -----------------------------
 
     def _input_callback(self, loop: asyncio.AbstractEventLoop) -> Callable[[Any, int, Any, Any], None]:
-        deliver = self._deliver_mic
+        deliver = self._deliver_waiting
+        waiting = self._mic_waiting
 
         def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
             if status:
@@ -419,8 +558,10 @@ class SoundDeviceVoiceIO:
                     self.underflows += 1
             self.captured_blocks += 1
             # The monotonic time the block reached us: PortAudio's own clock is not comparable.
-            with contextlib.suppress(RuntimeError):  # loop closed: nobody listens any more
-                loop.call_soon_threadsafe(deliver, bytes(indata), time.monotonic())
+            waiting.append((bytes(indata), time.monotonic()))
+            if len(waiting) >= self._delivery_batch:
+                with contextlib.suppress(RuntimeError):  # loop closed: nobody listens any more
+                    loop.call_soon_threadsafe(deliver)
 
         return callback
 
@@ -437,6 +578,7 @@ class SoundDeviceVoiceIO:
             audible = playback.fill(outdata, len(outdata)) > 0
             if audible:
                 self.played_blocks += 1
+                self._last_audible = time.monotonic()
             if echo is not None:
                 echo.on_output(outdata, audible)  # a copy under a short lock: the reference for the canceller
 
@@ -446,8 +588,8 @@ class SoundDeviceVoiceIO:
         """PortAudio calls this whenever the stream stops; it is a failure only if AVA is not closing it."""
 
         def finished() -> None:
-            if self._closing:
-                return
+            if self._closing or (kind == "output" and not self._speaker_running):
+                return  # AVA closed the streams, or put the speaker to sleep
             error = AudioDeviceError(
                 f"The {_noun(kind)} '{name}' stopped working (unplugged, or the sound server stopped): "
                 f"check it or {_settings_hint(kind)}."
@@ -461,9 +603,16 @@ class SoundDeviceVoiceIO:
 
     # --- on the loop ---------------------------------------------------------------------------
 
+    def _deliver_waiting(self) -> None:
+        """Hand on every microphone block PortAudio's thread has left for the loop, in order."""
+        waiting = self._mic_waiting
+        while waiting:
+            raw, captured_at = waiting.popleft()
+            self._deliver_mic(raw, captured_at)
+
     def _deliver_mic(self, raw: bytes, captured_at: float) -> None:
         """Hand a microphone block on: resampled to 24 kHz if needed, through the echo front end, in blocks
-        of exactly `block_ms`.
+        of exactly `mic_block_ms`.
 
         Blocks still queued on the loop when `close()` began are dropped.
         """
@@ -475,7 +624,7 @@ class SoundDeviceVoiceIO:
             return
         pcm = self._mic_resampler.process_bytes(raw) if self._mic_resampler else raw
         self._mic_pending += echo.process(pcm, captured_at) if echo else pcm
-        size = WIRE_RATE * self._block_ms // 1000 * BYTES_PER_SAMPLE
+        size = WIRE_RATE * self._mic_block_ms // 1000 * BYTES_PER_SAMPLE
         while len(self._mic_pending) >= size:
             block = bytes(self._mic_pending[:size])
             del self._mic_pending[:size]

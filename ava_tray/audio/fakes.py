@@ -50,6 +50,8 @@ class FakeVoiceIO:
         """What each `interrupt` cut off."""
         self.opened = False
         self.closed = False
+        self.active = True
+        """What the session last said through `set_active`."""
 
     # -- the test's side -----------------------------------------------------------------------
 
@@ -92,6 +94,9 @@ class FakeVoiceIO:
         self._speaker_queue.clear()
         self.cuts.append(PlaybackCut(item_id, self.played_ms(item_id)))
         return self.cuts[-1]
+
+    def set_active(self, active: bool) -> None:
+        self.active = active
 
     @property
     def is_playing(self) -> bool:

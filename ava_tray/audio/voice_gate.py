@@ -39,6 +39,15 @@ LOUD_WINDOWS_TO_WAKE = 2
 """Windows in a row that must stand out from the background to wake the detector (a key click fills one)."""
 NOISE_FLOOR_MEMORY_S = 3.0
 """The background level is the quietest window of about this long (minimum statistics)."""
+SOUNDING_TAIL_S = 3.0
+"""The hang-over counts from the last window of an unbroken run of loud windows (standing out from the background)
+that began with speech, for up to this long after the last one judged speech: a voice's tail the model no longer
+calls speech (a trailing breath, a steady vowel) is still sound to the server's VAD, whose turn would not end if the
+gate closed less than its `silence_duration_ms` after it."""
+ECHO_GUARD_WINDOWS = 3
+"""While AVA speaks, windows in a row (about 100 ms) that must be judged speech to open the gate: a burst of AVA's
+own voice that slips past echo cancellation as a reply starts (40-80 ms, measured) does not open it, a user
+talking over AVA does, its pre-roll counted from the run's first window."""
 
 
 class SpeechDetector(Protocol):
@@ -121,13 +130,13 @@ class VoiceGate:
     """
 
     def __init__(self, detector: SpeechDetector, *, enabled: bool = True, sensitivity: float = 0.5,
-                 pre_roll_ms: int = 400, hang_over_ms: int = 700, quiet_floor_dbfs: float = -60.0,
+                 pre_roll_ms: int = 500, hang_over_ms: int = 700, quiet_floor_dbfs: float = -60.0,
                  wake_margin_db: float = 8.0) -> None:
         """`pre_roll_ms`: audio sent from before the first window judged speech; Silero judges it 60-150 ms
-        after it starts (measured), so 400 ms puts at least the server's 300 ms `prefix_padding_ms` before the
-        first syllable. `hang_over_ms`: kept open after the last speech; over the server's 500 ms
-        `silence_duration_ms`. The model is woken by a window above `quiet_floor_dbfs` (RMS) and
-        `wake_margin_db` above the background."""
+        after it starts (measured), so the conversation gives the server's `prefix_padding_ms` plus 200 ms (500:
+        end to end, 320-510 ms arrive before the first syllable; 400 left as little as 222).
+        `hang_over_ms`: kept open after the last speech; over the server's 500 ms `silence_duration_ms`.
+        The model is woken by a window above `quiet_floor_dbfs` (RMS) and `wake_margin_db` above the background."""
         if pre_roll_ms < 0 or hang_over_ms < 0:
             raise ValueError(f"pre-roll and hang-over must not be negative, got {pre_roll_ms}, {hang_over_ms}")
         self._detector = detector
@@ -174,6 +183,12 @@ class VoiceGate:
         self._recent: deque[tuple[FloatArray, int]] = deque(maxlen=WARM_UP_WINDOWS)
         """The last windows and where they end, for the detector to hear again when it wakes."""
         self._background = BackgroundLevel(segment_windows)
+        self._speech_run = 0
+        self._speech_run_start = 0
+        self._ava_speaking = False
+        self._sounding_tail = round(SOUNDING_TAIL_S * SAMPLE_RATE)
+        self._last_heard_end = 0
+        self._sounding = False
         self._reset_stream()
 
     # -- settings -------------------------------------------------------------------------------------------
@@ -208,6 +223,16 @@ class VoiceGate:
     @forced_open.setter
     def forced_open(self, value: bool) -> None:
         self._forced_open = value
+
+    @property
+    def ava_speaking(self) -> bool:
+        """True while AVA's own voice may come back into the microphone: opening then takes `ECHO_GUARD_WINDOWS`
+        of speech in a row."""
+        return self._ava_speaking
+
+    @ava_speaking.setter
+    def ava_speaking(self, value: bool) -> None:
+        self._ava_speaking = value
 
     # -- state ----------------------------------------------------------------------------------------------
 
@@ -273,10 +298,15 @@ class VoiceGate:
             window_end += self._window
             voice_start = self._judge(window, window_end)
             if voice_start is not None:
-                self._last_voice_end = window_end
+                self._last_voice_end = self._last_heard_end = window_end
+                self._sounding = True
                 self.last_speech_at = captured_at
                 if self._open_from is None:
                     self._open(voice_start)
+            elif self._sounding and self._loud_run and window_end - self._last_heard_end <= self._sounding_tail:
+                self._last_voice_end = window_end  # the voice still sounds: the server hears it, the hang-over waits
+            else:
+                self._sounding = False  # a quiet window ends it: typing after the voice does not hold the gate
 
     def _judge(self, window: FloatArray, window_end: int) -> int | None:
         """Where speech starts if this window is speech (an earlier window when the detector, woken, hears it in the
@@ -289,21 +319,29 @@ class VoiceGate:
             self._awake_until = window_end + round(AWAKE_AFTER_LOUD_S * SAMPLE_RATE)
         if self._open_from is None and window_end > self._awake_until:
             self._dozing = True
+            self._speech_run = 0
             self._recent.append((window, window_end))
             return None
         threshold = self._open_threshold if self._open_from is None else max(0.05, self._open_threshold - 0.15)
-        voice_start: int | None = None
         if self._dozing:
             self._detector.reset()
+            self._speech_run = 0
             for earlier, earlier_end in self._recent:
-                heard = self._detector.speech_probability(self._for_detector(earlier)) >= threshold
-                if heard and voice_start is None:
-                    voice_start = earlier_end - self._window
+                self._count(self._detector.speech_probability(self._for_detector(earlier)) >= threshold, earlier_end)
             self._dozing = False
         self._recent.append((window, window_end))
-        if self._detector.speech_probability(self._for_detector(window)) >= threshold and voice_start is None:
-            voice_start = window_end - self._window
-        return voice_start
+        self._count(self._detector.speech_probability(self._for_detector(window)) >= threshold, window_end)
+        needed = 1 if self._open_from is not None or not self._ava_speaking else ECHO_GUARD_WINDOWS
+        return self._speech_run_start if self._speech_run >= needed else None
+
+    def _count(self, heard: bool, window_end: int) -> None:
+        """Follow the run of windows in a row judged speech, and where it began."""
+        if not heard:
+            self._speech_run = 0
+            return
+        if not self._speech_run:
+            self._speech_run_start = window_end - self._window
+        self._speech_run += 1
 
     def _for_detector(self, window: FloatArray) -> FloatArray:
         """A 24 kHz window at the detector's rate (linear interpolation; exact 3:2 pairs for 16 kHz), in [-1, 1]."""
@@ -358,11 +396,14 @@ class VoiceGate:
         self._sent_until = 0
         self._open_from = None
         self._last_voice_end = -self.hang_over
+        self._last_heard_end = -self._sounding_tail
+        self._sounding = False
         self._unanalysed = []
         self._unanalysed_size = 0
         self._awake_until = -1
         self._loud_run = 0
         self._dozing = True
+        self._speech_run = 0
         self._recent.clear()
         self._background = BackgroundLevel(self._segment_windows)
         self._detector.reset()

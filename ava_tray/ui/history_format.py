@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ava_tray.history import ReconnectRecord, availability, reconnects_since, start_of_today
+from ava_tray.ledger import Uplink
 from ava_tray.realtime.ending import Cause
-from ava_tray.status import cause_text, format_outage
+from ava_tray.status import cause_text, format_outage, uplink_text
 
 logger = logging.getLogger(__name__)
 
@@ -105,12 +106,16 @@ def export_csv(records: Iterable[ReconnectRecord], path: Path) -> None:
     logger.info("exported the reconnect history to %s", path)
 
 
-def totals(records: list[ReconnectRecord], now: float, *, ongoing: str | None = None) -> str:
-    """`Reconnects today: 3 · Availability (last 24 h): 99.7 %` for wall time `now`; `ongoing` is the id of
-    the record whose outage still lasts (it counts until `now`)."""
+def totals(records: list[ReconnectRecord], now: float, *, ongoing: str | None = None,
+           sent_today: Uplink | None = None) -> str:
+    """`Reconnects today: 3 · Availability (last 24 h): 99.7 % · Microphone audio sent today: 1.4 MB (...)` for
+    wall time `now`; `ongoing` is the id of the record whose outage still lasts (it counts until `now`)."""
     today = reconnects_since(records, start_of_today(now))
     share = availability(records, now, ongoing=ongoing) * 100
-    return f"Reconnects today: {today} · Availability (last 24 h): {format_share(share)} %"
+    line = f"Reconnects today: {today} · Availability (last 24 h): {format_share(share)} %"
+    if sent_today is not None:
+        line += f" · Microphone audio sent today: {uplink_text(sent_today)}"
+    return line
 
 
 def format_share(percent: float) -> str:

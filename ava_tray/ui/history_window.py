@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from ava_tray.clock import Clock
 from ava_tray.day_timeline import Live, last_days
 from ava_tray.history import ReconnectHistory
+from ava_tray.ledger import Uplink
 from ava_tray.ui import history_format
 from ava_tray.ui.day_strip import DayStrips
 
@@ -41,13 +42,15 @@ class HistoryWindow(QWidget):
     """Shows `history` and follows it while open (history.subscribe)."""
 
     def __init__(self, history: ReconnectHistory, clock: Clock, parent: QWidget | None = None, *,
-                 cost_of: history_format.SessionCost | None = None, live: Callable[[], Live] | None = None) -> None:
+                 cost_of: history_format.SessionCost | None = None, live: Callable[[], Live] | None = None,
+                 sent_today: Uplink | None = None) -> None:
         super().__init__(parent)
         self.history = history
         self._clock = clock
         self._live = live or Live
         self._cost_of = cost_of
         """What a session cost, from the spend ledger (a column of its own when given)."""
+        self._sent_today = sent_today
         self._unsubscribe: Callable[[], None] | None = None
         self.setWindowTitle(WINDOW_TITLE)
         self.resize(820, 640)
@@ -121,13 +124,20 @@ class HistoryWindow(QWidget):
             for column, text in enumerate(cells):
                 self.table.setItem(index, column, QTableWidgetItem(text))
         now = self._clock.wall()
-        self.totals_label.setText(history_format.totals(records, now, ongoing=ongoing))
+        self.totals_label.setText(history_format.totals(records, now, ongoing=ongoing, sent_today=self._sent_today))
         self.days.show_days(last_days(records, now, DAYS_SHOWN, ongoing=ongoing,
                                       offline_since=self.history.offline_since, live=self._live()), now)
         self.empty_label.setVisible(not records)
         self.copy_button.setEnabled(bool(records))
         self.export_button.setEnabled(bool(records))
         self.clear_button.setEnabled(bool(records))
+
+    def show_sent_today(self, sent_today: Uplink) -> None:
+        """The microphone audio sent today changed (the engine's snapshot): update the totals line."""
+        if sent_today != self._sent_today:
+            self._sent_today = sent_today
+            if self.isVisible():
+                self.refresh()
 
     # -- actions ---------------------------------------------------------------------------------
 

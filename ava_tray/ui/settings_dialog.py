@@ -1,5 +1,6 @@
 """The Settings dialog: API key (OS keyring only), Test connection, model, voice, instructions, endpoint,
-audio devices, the global shortcut, saving the conversation and reconnect delays."""
+audio devices, echo cancellation and the voice gate, the global shortcut, saving the conversation and reconnect
+delays."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSlider,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -205,6 +207,26 @@ class SettingsDialog(QDialog):
         self.audio_mode_box.setCurrentIndex(max(0, self.audio_mode_box.findData(settings.audio_mode)))
         self.audio_mode_box.setToolTip("Echo cancellation keeps AVA from hearing (and interrupting) itself "
                                        "on speakers; automatic turns it off for headsets and Bluetooth.")
+        self.gate_box = QComboBox(self)
+        self.gate_box.addItem("Only while someone speaks", True)
+        self.gate_box.addItem("Always (stream continuously)", False)
+        self.gate_box.setCurrentIndex(0 if settings.voice_gate else 1)
+        self.gate_box.setToolTip("A speech detector on this computer decides when the microphone's audio is sent: "
+                                 "silence and room noise stay here.")
+        self.sensitivity_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.sensitivity_slider.setRange(0, 100)
+        self.sensitivity_slider.setValue(round(settings.gate_sensitivity * 100))
+        self.sensitivity_slider.setToolTip("Strict: only clear speech opens the microphone. Eager: quiet or distant "
+                                           "voices do too (and more noise slips through).")
+        sensitivity = QWidget(self)
+        sensitivity_row = QHBoxLayout(sensitivity)
+        sensitivity_row.setContentsMargins(0, 0, 0, 0)
+        sensitivity_row.addWidget(QLabel("Strict", sensitivity))
+        sensitivity_row.addWidget(self.sensitivity_slider, 1)
+        sensitivity_row.addWidget(QLabel("Eager", sensitivity))
+        self.gate_box.currentIndexChanged.connect(
+            lambda _: self.sensitivity_slider.setEnabled(bool(self.gate_box.currentData())))
+        self.sensitivity_slider.setEnabled(settings.voice_gate)
         self.delay_expired = self._delay_box(settings.delay_session_expired)
         self.delay_lost = self._delay_box(settings.delay_connection_lost)
         self.delay_other = self._delay_box(settings.delay_other)
@@ -229,7 +251,8 @@ class SettingsDialog(QDialog):
                                ("Endpoint URL:", self.url_edit), ("Provider:", self.provider_box),
                                ("Conversation:", self.save_conversation_box)), "Session")
         self.tabs.addTab(_form(("Microphone:", self.input_box), ("Speaker:", self.output_box),
-                               ("Audio:", self.audio_mode_box)), "Audio")
+                               ("Audio:", self.audio_mode_box), ("Send the microphone:", self.gate_box),
+                               ("Voice gate sensitivity:", sensitivity)), "Audio")
         self.tabs.addTab(_form(("Global shortcut:", self.shortcut_edit), ("It:", self.shortcut_mode_box),
                                ("Now:", self.shortcut_state_label)), "Shortcut")
         self.tabs.addTab(_form(("Daily budget:", self.budget_box), ("Context limit:", self.context_box),
@@ -387,6 +410,8 @@ class SettingsDialog(QDialog):
             input_device=str(self.input_box.currentData() or ""),
             output_device=str(self.output_box.currentData() or ""),
             audio_mode=str(self.audio_mode_box.currentData() or "automatic"),
+            voice_gate=bool(self.gate_box.currentData()),
+            gate_sensitivity=self.sensitivity_slider.value() / 100,
             delay_session_expired=self.delay_expired.value(),
             delay_connection_lost=self.delay_lost.value(),
             delay_other=self.delay_other.value(),

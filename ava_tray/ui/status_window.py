@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ava_tray.status import Snapshot, TrayStatus, format_age, spend_text
+from ava_tray.status import Snapshot, TrayStatus, format_age, spend_text, uplink_text
 from ava_tray.supervisor import Connected
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,9 @@ class StatusWindow(QWidget):
         self.last_cause = QLabel(self)
         self.last_cause.setWordWrap(True)
         self.echo_state = QLabel("—", self)
+        self.microphone = QLabel("—", self)
+        """Whether audio is leaving the machine now, and what the voice gate is doing."""
+        self.sent_today = QLabel("—", self)
         self.spend = QLabel("—", self)
         self.tools = QLabel(self)
         """The MCP servers, a line each (hidden when none is configured)."""
@@ -66,6 +69,8 @@ class StatusWindow(QWidget):
         facts.addRow("Reconnects today:", self.reconnects_today)
         facts.addRow("Last cause:", self.last_cause)
         facts.addRow("Echo cancellation:", self.echo_state)
+        facts.addRow("Microphone:", self.microphone)
+        facts.addRow("Sent today:", self.sent_today)
         facts.addRow("Spend (estimate):", self.spend)
 
         self.step_button = QPushButton(self)
@@ -132,6 +137,8 @@ class StatusWindow(QWidget):
             self.last_cause.setText(f"{last.message} ({stamp})")
         # on / off (headphones) / unavailable: half-duplex, as the last opened audio devices decided.
         self.echo_state.setText(snapshot.echo or "— (decided when the audio devices open)")
+        self.microphone.setText(microphone_text(snapshot))
+        self.sent_today.setText(uplink_text(snapshot.sent_today))
         spend = f"today {spend_text(snapshot.spend_today)}"
         if snapshot.budget_usd > 0:
             spend += f" of {spend_text(snapshot.budget_usd)}"
@@ -151,3 +158,13 @@ class StatusWindow(QWidget):
         super().closeEvent(event)
         if self.standalone:
             self._quit_app()
+
+
+def microphone_text(snapshot: Snapshot) -> str:
+    """`sending now (voice gate on)`, `silent: nothing is sent (voice gate on)`, `muted`..."""
+    gate = f"voice gate {snapshot.voice_gate}" if snapshot.voice_gate else "voice gate not started"
+    if snapshot.muted:
+        return f"muted ({gate})"
+    if not isinstance(snapshot.state, Connected):
+        return f"not connected: nothing is sent ({gate})"
+    return f"sending now ({gate})" if snapshot.sending else f"silent: nothing is sent ({gate})"

@@ -185,6 +185,8 @@ class TrayUI(QObject):
         if snapshot.state != previous.state or self.status is None:
             notice = self.policy.on_state(snapshot.state, self.clock.monotonic())
         self.render()
+        if self.history_window is not None:
+            self.history_window.show_sent_today(snapshot.sent_today)
         if notice is not None:
             self.notify(notice)
 
@@ -255,7 +257,8 @@ class TrayUI(QObject):
         """Open (or raise) the reconnect history window."""
         if self.history_window is None:
             self.history_window = HistoryWindow(self.host.history, self.clock, cost_of=self.host.session_cost,
-                                                live=self._live_for_history)
+                                                live=self._live_for_history,
+                                                sent_today=self.snapshot.sent_today)
             self.history_window.setWindowIcon(app_icon())
         self.history_window.show()
         self.history_window.raise_()
@@ -314,6 +317,7 @@ class TrayUI(QObject):
             "muted": self.snapshot.muted,
             "push_to_talk": self.snapshot.push_to_talk,
             "talking": self.snapshot.talking,
+            "sending": self.snapshot.sending,
             "notifications": [{"title": n.title, "message": n.message} for n in self.notices],
         }
 

@@ -6,10 +6,12 @@ ratio against a baseline measured in the same run:
   2. the deaf time at a planned expiry: rollover off (the seed's behaviour) against rollover on;
   3. an unreachable server for 30 s: attempts made, and time from the port opening to a ready session;
   4. client-side audio latency, p50 and p99 (mic block captured → sent; audio delta received → device);
-  5. CPU seconds per minute while connected and silent: console and tray, against a process that only
-     holds the same two audio streams open (the floor of the audio stack);
+  5. CPU seconds per minute while connected and silent: console (headphones, speakers, speakers with the voice
+     gate off) and tray, against a process that only holds the same two audio streams open (the floor);
   6. echo cancellation on a real echo path (PulseAudio loopback, 60 ms, about -6 dB): the echo of AVA's
-     voice left in the microphone with and without it (dB removed) and the CPU it costs per minute.
+     voice left in the microphone with and without it (dB removed) and the CPU it costs per minute;
+  7-10. the voice gate (issue 15): uplink while nobody speaks, speech delivered, the echo path, double talk
+     (tests/benchmarks/bench_always_on.py).
 """
 
 from __future__ import annotations
@@ -17,10 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for the pulse helpers
 
+import bench_always_on as always_on
 import pulse
 from waits import wait_state
 
@@ -45,8 +46,9 @@ def header(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def make_engine(simulator: RealtimeSimulator, rollover: RolloverPolicy = NO_ROLLOVER) -> AvaEngine:
-    settings = replace(Settings(), realtime_url=simulator.url)
+def make_engine(simulator: RealtimeSimulator, rollover: RolloverPolicy = NO_ROLLOVER, *,
+                voice_gate: bool = True) -> AvaEngine:
+    settings = replace(Settings(), realtime_url=simulator.url, voice_gate=voice_gate)
     return AvaEngine(settings, None, history=ReconnectHistory(None), launch=LaunchOptions(rollover=rollover))
 
 
@@ -82,7 +84,7 @@ async def bench_reconnect_per_cause() -> None:
 async def deaf_time(rollover: RolloverPolicy, limit: float, handovers: int) -> tuple[float, int, int]:
     """Continuous speech into the mic across `handovers` planned expiries; ms the server heard nothing."""
     async with RealtimeSimulator(session_limit=limit, record_audio=False, speech_threshold=1e9) as simulator:
-        engine = make_engine(simulator, rollover)
+        engine = make_engine(simulator, rollover, voice_gate=False)  # continuous audio: the handover alone
         task = asyncio.create_task(engine.run())
         speech = pulse.speech_like_pcm(2.0)
         async with pulse.feed_mic(speech, repeat=True):
@@ -138,7 +140,8 @@ async def bench_latency(turns: int) -> None:
         task = asyncio.create_task(engine.run())
         await wait_state(engine, lambda s: isinstance(s, Connected), 15)
         for turn in range(turns):
-            async with pulse.feed_mic(pulse.speech_like_pcm(1.0, seed=turn) + bytes(48_000)):
+            # A second of quiet first: the voice gate hears the voice begin, as it would a person.
+            async with pulse.feed_mic(bytes(48_000) + pulse.speech_like_pcm(1.0, seed=turn) + bytes(48_000)):
                 await simulator.wait_for(lambda n=turn: simulator.sessions[-1].replies_sent > n, 15)
             # The next turn starts once AVA's reply has finished playing, as a person would wait.
             await wait_state(engine, lambda s: isinstance(s, Connected) and not s.speaking, 15)
@@ -148,63 +151,6 @@ async def bench_latency(turns: int) -> None:
                           ("audio delta received -> handed to the device", engine.latency.socket_to_device)):
         p50, p99 = samples.percentile(0.5), samples.percentile(0.99)
         print(f"{name:<46} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({len(samples.samples)} samples)")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def measure_process(argv: list[str], ready: Callable[[str], bool], seconds: float, env: dict[str, str]) -> float:
-    """CPU seconds per minute of a process once `ready(output)` holds, over `seconds`."""
-    proc = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL)
-    assert proc.stdout is not None
-    output = ""
-    try:
-        async with asyncio.timeout(30):
-            while not ready(output):
-                line = await proc.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"{argv} ended early:\n{output}")
-                output += line.decode(errors="replace")
-        drain = asyncio.create_task(proc.stdout.read())
-        start = cpu_seconds(proc.pid)
-        await asyncio.sleep(seconds)
-        used = cpu_seconds(proc.pid) - start
-        drain.cancel()
-        return used * 60.0 / seconds
-    finally:
-        proc.terminate()
-        await proc.wait()
-
-
-FLOOR = """
-import sounddevice as sd, time, sys
-i = sd.RawInputStream(samplerate=24000, channels=1, dtype='int16', blocksize=480, callback=lambda *a: None)
-o = sd.RawOutputStream(samplerate=24000, channels=1, dtype='int16', blocksize=480,
-                       callback=lambda out, *a: out.__setitem__(slice(None), bytes(len(out))))
-i.start(); o.start(); print('ready', flush=True)
-time.sleep(3600)
-"""
-
-
-async def bench_cpu(seconds: float) -> None:
-    header(f"5. CPU while connected and silent ({seconds:.0f} s each, CPU seconds per minute)")
-    home = tempfile.mkdtemp(prefix="ava-bench-")
-    env = dict(os.environ, XDG_CONFIG_HOME=f"{home}/c", XDG_DATA_HOME=f"{home}/d", XDG_STATE_HOME=f"{home}/s")
-    floor = await measure_process([sys.executable, "-c", FLOOR], lambda out: "ready" in out, seconds, env)
-    console = await measure_process([sys.executable, "-m", "ava_tray", "--console", "--demo"],
-                                    lambda out: "Connected to Realtime API" in out, seconds, env)
-    print(f"{'audio streams only (floor)':<30}{floor:8.3f} s/min")
-    print(f"{'console AVA':<30}{console:8.3f} s/min  ({console / floor:.2f}x the floor)")
-    if os.environ.get("DISPLAY"):
-        tray = await measure_process([sys.executable, "-m", "ava_tray", "--demo", "--log-level", "INFO"],
-                                     lambda out: "-> Connected" in out, seconds, env)
-        print(f"{'tray AVA':<30}{tray:8.3f} s/min  ({tray / floor:.2f}x the floor, "
-              f"{tray / console:.2f}x the console)")
-    else:
-        print("tray AVA: skipped (no DISPLAY; run through scripts/bench.sh)")
 
 
 async def echo_run(audio_mode: str, seconds: float) -> tuple[float, float, float, float]:
@@ -264,8 +210,12 @@ async def main() -> None:
     if not args.quick:
         await bench_unreachable()
     await bench_latency(3 if args.quick else 8)
-    await bench_cpu(10.0 if args.quick else 30.0)
+    await always_on.bench_cpu(10.0 if args.quick else 30.0, rounds=1 if args.quick else 2)
     await bench_echo(10.0 if args.quick else 30.0)
+    await always_on.bench_uplink(20.0 if args.quick else 60.0)
+    await always_on.bench_speech_delivered(4 if args.quick else 8)
+    await always_on.bench_echo_path(3 if args.quick else 10)
+    await always_on.bench_double_talk()
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ async def test_a_microphone_plugged_in_later_is_used_at_the_next_attempt(
         simulator: RealtimeSimulator, isolated_user_dirs: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    SettingsStore().save(replace(Settings(), input_device=HEADSET, delay_other=1.0))
+    # The gate off: the plugged-in microphone's silence reaches the session, showing it is the one in use.
+    SettingsStore().save(replace(Settings(), input_device=HEADSET, delay_other=1.0, voice_gate=False))
     env = dict(os.environ, HOME=str(home), AVA_REALTIME_URL=simulator.url, OPENAI_API_KEY=KEY)
     ava = ConsoleAva("--no-rollover", env=env)
     try:

@@ -17,7 +17,7 @@ from waits import wait_until
 
 from ava_tray.audio.fakes import FakeVoiceIO
 from ava_tray.realtime.events import SessionConfig
-from ava_tray.session import RealtimeSession, RolloverPolicy, SessionOptions, ToolHost
+from ava_tray.session import GateOptions, RealtimeSession, RolloverPolicy, SessionOptions, ToolHost
 from ava_tray.simulator import RealtimeSimulator, SimulatedSession
 from ava_tray.supervisor import SessionContext
 
@@ -47,11 +47,12 @@ class Conversation:
 
 @asynccontextmanager
 async def conversation(simulator: RealtimeSimulator, *, rollover: RolloverPolicy | None = None,
-                       tools: ToolHost | None = None) -> AsyncIterator[Conversation]:
-    """A conversation that is configured and has its audio open; cancelled (as a stop does) at the end."""
+                       tools: ToolHost | None = None, gate: GateOptions | None = None) -> AsyncIterator[Conversation]:
+    """A conversation that is configured and has its audio open; cancelled (as a stop does) at the end.
+    The voice gate is on, as by default, unless `gate` says otherwise."""
     voice = FakeVoiceIO()
     options = SessionOptions(url=simulator.url, api_key=None, config=SessionConfig(),
-                             rollover=rollover or RolloverPolicy())
+                             rollover=rollover or RolloverPolicy(), gate=gate or GateOptions())
     session = RealtimeSession(options, lambda: voice, tools=tools)
     told = ToldSupervisor()
     task = asyncio.create_task(session.run(told.context()))

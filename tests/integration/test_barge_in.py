@@ -3,12 +3,22 @@ server is told how much of the reply was heard, and nothing more of that reply i
 
 from __future__ import annotations
 
+import pytest
+import room_audio as ra
 from conversation_rig import conversation
 from waits import wait_until
 
 from ava_tray.audio import PlaybackCut
 from ava_tray.session import RolloverPolicy
-from ava_tray.simulator import RealtimeSimulator, synthetic_voice
+from ava_tray.simulator import RealtimeSimulator
+
+
+def user_says(text: str) -> bytes:
+    """Real speech (espeak-ng): the voice gate's detector hears a person, not a test tone."""
+    reason = ra.espeak_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    return ra.scene([ra.speak(text, "en-us", 170)], [0.0, 0.2], None, speech_rms_dbfs=-24).pcm
 
 
 async def test_speaking_over_ava_cuts_its_reply_and_tells_the_server_what_was_heard() -> None:
@@ -21,7 +31,7 @@ async def test_speaking_over_ava_cuts_its_reply_and_tells_the_server_what_was_he
         (item_id,) = talk.voice.played
         assert talk.told.speaking == [True]
 
-        talk.voice.say(synthetic_voice(0.8))
+        talk.voice.say(user_says("Stop, wait a moment."))
         await simulator.wait_for(lambda: session.truncates and session.replies_cancelled == 1, timeout=5)
         (cut,) = talk.voice.cuts
         assert cut == PlaybackCut(item_id, cut.played_ms) and 500 <= cut.played_ms < 4000

@@ -72,10 +72,11 @@ async def test_one_snapshot_carries_state_mute_echo_and_the_history_summary() ->
 
 
 def test_the_command_line_overrides_are_applied_in_one_place_for_both_front_ends() -> None:
-    args = build_parser().parse_args(["--demo", "--audio-mode", "headphones", "--no-rollover"])
+    args = build_parser().parse_args(["--demo", "--audio-mode", "headphones", "--no-rollover", "--no-voice-gate"])
     engine = build_engine(Settings(), None, launch_options(args), history=ReconnectHistory(None))
     assert engine.effective_settings.audio_mode == "headphones"
     assert engine.session.options.rollover.enabled is False
+    assert engine.session.options.gate.enabled is False
     assert engine.settings == Settings(), "the saved settings stay as saved"
 
 

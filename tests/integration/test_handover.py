@@ -10,13 +10,14 @@ import time
 from typing import Any
 
 import pytest
+import room_audio as ra
 from conversation_rig import appended_audio, client_event_kinds, conversation
 from waits import wait_until
 
 from ava_tray import session as session_module
 from ava_tray.audio.fakes import FakeVoiceIO
 from ava_tray.realtime.events import ToolSpec
-from ava_tray.session import RolloverPolicy
+from ava_tray.session import GateOptions, RolloverPolicy
 from ava_tray.simulator import RealtimeSimulator, synthetic_voice
 
 HELD_BLOCKS = 5
@@ -39,7 +40,9 @@ def slow_network_for_the_next_session(monkeypatch: pytest.MonkeyPatch, voice: Fa
 async def test_a_rollover_moves_the_microphone_in_one_step_and_carries_the_conversation(
         monkeypatch: pytest.MonkeyPatch) -> None:
     limit = 4.0
-    async with RealtimeSimulator(session_limit=limit) as simulator, conversation(simulator) as talk:
+    # The gate off: every block streams, so each can be followed across the handover.
+    async with RealtimeSimulator(session_limit=limit) as simulator, \
+            conversation(simulator, gate=GateOptions(enabled=False)) as talk:
         slow_network_for_the_next_session(monkeypatch, talk.voice)
         first = simulator.sessions[0]
         assert talk.told.ready == [first.expires_at]
@@ -123,3 +126,33 @@ async def test_a_tool_running_at_the_hard_margin_answers_in_the_new_session_with
         assert output["call_id"] == call_id and json.loads(output["output"]) == {"answer": "found it"}
         assert any(entry.role == "tool" and entry.text.startswith('slow_lookup({"what": "keys"}) -> ')
                    for entry in talk.session.transcript.entries)
+
+
+async def test_someone_speaking_at_the_hard_margin_reaches_the_new_session_with_the_gate_still_open() -> None:
+    """The gate belongs to the conversation, not to a server session: a request spoken across a handover at the
+    hard margin arrives whole, split between the two sessions in order, in one opening (no second pre-roll)."""
+    reason = ra.espeak_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    limit = 8.0
+    voice = ra.speak("Could you read me the last thing I copied? And then the one before that, please.", "en-gb", 140)
+    async with RealtimeSimulator(session_limit=limit) as simulator, conversation(simulator) as talk:
+        first = simulator.sessions[0]
+        created_at = time.time() - (time.monotonic() - first.opened_at)
+        soft, _hard = RolloverPolicy().window(created_at, first.expires_at)
+        request = ra.scene([voice], [0.0, 1.5], None, speech_rms_dbfs=-26)
+        openings: list[bool] = []
+        talk.session.on_uplink = lambda sending, _sent: openings.append(sending) if sending else None
+        await wait_until(lambda: time.time() >= soft - 1.0, timeout=limit, what="a second before the soft margin")
+        talk.voice.say(request.pcm)
+        await simulator.wait_for(lambda: len(simulator.sessions) == 2 and not first.open, timeout=limit)
+        second = simulator.sessions[1]
+        await wait_until(lambda: not talk.voice.saying and not talk.session.sending, timeout=15,
+                         what="the request said and the gate closed")
+        assert talk.session.handovers == 1
+        assert openings == [True], "the gate closed and opened again at the handover"
+    sent = appended_audio(first) + appended_audio(second)
+    speech = request.pcm[request.utterances[0][0] * ra.FRAME * 2 : request.utterances[0][1] * ra.FRAME * 2]
+    assert speech in sent, "the request did not reach the server whole across the handover"
+    assert appended_audio(second), "the handover happened before the request: nothing to check"
+    assert b"".join(talk.voice.captured).find(sent) >= 0, "audio lost or repeated at the handover"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ava_tray.clock import ManualClock
-from ava_tray.ledger import BudgetStatus, SpendLedger, budget_of, local_day
+from ava_tray.ledger import BudgetStatus, SpendLedger, Uplink, budget_of, local_day
 from ava_tray.pricing import Usage
 
 NOON = 1_796_126_400.0  # 2026-12-01 12:00 UTC-ish; days are local, read through local_day
@@ -73,3 +73,18 @@ def test_the_history_shows_what_each_session_cost(tmp_path: Path) -> None:
     assert [r[-1] for r in table] == ["$0.48", "—"]
     assert len(table[0]) == len(history_format.COLUMNS) + 1
     assert len(history_format.rows([ended])[0]) == len(history_format.COLUMNS), "no ledger, no cost column"
+
+
+def test_the_microphone_audio_sent_is_counted_per_day_and_survives_a_restart(tmp_path: Path) -> None:
+    clock = ManualClock(start=0.0, wall_offset=NOON)
+    ledger = SpendLedger(tmp_path / "spend.sqlite3", clock=clock)
+    assert ledger.uplink_today() == Uplink(0, 0)
+    ledger.add_uplink(96_000, openings=1)
+    ledger.add_uplink(48_000)
+    ledger.add_uplink(0, openings=1)
+    assert ledger.uplink_today() == Uplink(144_000, 2)
+    ledger.close()
+    clock.advance(86_400)
+    reopened = SpendLedger(tmp_path / "spend.sqlite3", clock=clock)
+    assert reopened.uplink_today() == Uplink(0, 0), "a new day starts from nothing"
+    assert reopened.uplink_on(local_day(NOON)) == Uplink(144_000, 2)

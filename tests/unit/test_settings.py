@@ -57,3 +57,12 @@ def test_load_saved_ignores_the_environment(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("AVA_REALTIME_URL", "ws://127.0.0.1:9/v1/realtime")
     assert store.load().realtime_url.startswith("ws://127.0.0.1")
     assert store.load_saved().realtime_url == Settings().realtime_url and store.load_saved().voice == "sage"
+
+
+def test_the_voice_gate_is_on_by_default_and_its_sensitivity_is_checked(tmp_path: Path) -> None:
+    assert Settings().voice_gate is True and Settings().gate_sensitivity == 0.5
+    assert replace(Settings(), gate_sensitivity=1.5).problems() == [
+        "The voice gate's sensitivity must be between 0 and 1."]
+    store = SettingsStore(tmp_path / "settings.ini")
+    store.save(replace(Settings(), voice_gate=False, gate_sensitivity=0.25))
+    assert store.load().voice_gate is False and store.load().gate_sensitivity == 0.25

@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 
 from ava_tray.clock import ManualClock
+from ava_tray.ledger import Uplink
 from ava_tray.realtime.ending import Cause, SessionEnding
-from ava_tray.status import ICON_NAMES, NeedsKey, NotificationPolicy, Snapshot, UiState, describe, format_age
+from ava_tray.status import (
+    ICON_NAMES,
+    NeedsKey,
+    NotificationPolicy,
+    Snapshot,
+    UiState,
+    describe,
+    format_age,
+    uplink_text,
+)
 from ava_tray.supervisor import Connected, Connecting, Error, Paused, Reconnecting, Stopped, WaitingForNetwork
 
 EXPIRED = SessionEnding(Cause.SESSION_EXPIRED, "Session expired (60-minute limit reached)", 1001)
@@ -33,6 +43,7 @@ def test_every_state_has_its_own_icon_and_tooltip() -> None:
     rendered["muted"] = describe(Snapshot(Connected(attempt=1, since=NOW - 60), muted=True), NOW)
     rendered["push_to_talk"] = describe(Snapshot(Connected(attempt=1, since=NOW - 60), push_to_talk=True,
                                                  shortcut="Ctrl+Alt+A"), NOW)
+    rendered["hearing"] = describe(Snapshot(Connected(attempt=1, since=NOW - 60), sending=True, voice_gate="on"), NOW)
     assert {name: s.icon_name for name, s in rendered.items()} == {name: name for name in rendered}
     assert set(ICON_NAMES) == set(rendered)
     tooltips = [s.tooltip for s in rendered.values()]
@@ -64,6 +75,27 @@ def test_push_to_talk_shows_whether_the_key_is_held() -> None:
     assert talking.icon_name == "connected" and "push-to-talk: talking" in talking.tooltip
     muted = describe(Snapshot(connected, push_to_talk=True, muted=True, shortcut="Ctrl+Alt+A"), NOW)
     assert muted.icon_name == "muted" and "push-to-talk" not in muted.tooltip
+
+
+def test_the_tray_says_when_audio_leaves_the_machine() -> None:
+    connected = states()["connected"]
+    idle = describe(Snapshot(connected, voice_gate="on"), NOW)
+    assert idle.tooltip == "AVA · Connected · session 12 min" and "nothing leaves this computer" in idle.detail
+    hearing = describe(Snapshot(connected, sending=True, voice_gate="on"), NOW)
+    assert hearing.tooltip == "AVA · Connected · hearing you · session 12 min" and hearing.icon_name == "hearing"
+    streaming = describe(Snapshot(connected, sending=True, voice_gate="off (streaming continuously)"), NOW)
+    assert streaming.tooltip == "AVA · Connected · microphone streaming · session 12 min"
+    assert "voice gate off" in streaming.detail
+    muted = describe(Snapshot(connected, sending=True, muted=True, voice_gate="on"), NOW)
+    assert muted.icon_name == "muted" and "hearing you" not in muted.tooltip
+    talking_over = describe(Snapshot(states()["speaking"], sending=True, voice_gate="on"), NOW)
+    assert talking_over.icon_name == "speaking" and "hearing you" in talking_over.tooltip
+
+
+def test_what_was_sent_reads_in_bytes_and_seconds_of_audio() -> None:
+    assert uplink_text(Uplink(0, 0)) == "nothing"
+    assert uplink_text(Uplink(48_000 * 3, 1)) == "144 kB (3 s of audio, 1 time)"
+    assert uplink_text(Uplink(48_000 * 125, 14)) == "6.0 MB (2 min of audio, 14 times)"
 
 
 def test_countdown_reads_3_2_1_from_the_deadline() -> None:

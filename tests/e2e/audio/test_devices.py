@@ -32,9 +32,9 @@ from pulse import (
 )
 
 from ava_tray.audio import AudioDeviceError
-from ava_tray.audio.devices import SoundDeviceVoiceIO, list_devices, portaudio_info, rescan_devices
+from ava_tray.audio.devices import MIC_BLOCK_MS, SoundDeviceVoiceIO, list_devices, portaudio_info, rescan_devices
 
-BLOCK_BYTES = 24000 * 20 // 1000 * 2
+BLOCK_BYTES = 24000 * MIC_BLOCK_MS // 1000 * 2
 
 
 def os_threads() -> int:
@@ -97,9 +97,9 @@ async def test_close_without_open_is_fine() -> None:
     assert not io.is_playing and io.failure is None
 
 
-def test_block_ms_above_20_is_refused() -> None:
-    with pytest.raises(ValueError, match="block_ms"):
-        SoundDeviceVoiceIO(block_ms=40)
+def test_a_microphone_block_over_100_ms_is_refused() -> None:
+    with pytest.raises(ValueError, match="mic_block_ms"):
+        SoundDeviceVoiceIO(mic_block_ms=120)
 
 
 async def test_missing_portaudio_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,11 +151,11 @@ async def test_close_while_busy_from_two_tasks(voice: SoundDeviceVoiceIO) -> Non
 
 @pytest.mark.e2e
 @needs_pulse()
-async def test_speech_into_the_virtual_mic_arrives_in_20ms_blocks(voice: SoundDeviceVoiceIO) -> None:
+async def test_speech_into_the_virtual_mic_arrives_in_whole_blocks(voice: SoundDeviceVoiceIO) -> None:
     mic = MicLog()
     await voice.open(mic)
     async with feed_mic(speech_like_pcm(3.0), repeat=True):
-        await wait_until(lambda: len(mic.loud()) >= 25, timeout=15, what="500 ms of speech from the mic")
+        await wait_until(lambda: len(mic.loud()) >= 13, timeout=15, what="500 ms of speech from the mic")
     assert not mic.wrong_thread
     assert all(len(pcm) == BLOCK_BYTES for pcm, _ in mic.blocks)
     times = [t for _, t in mic.blocks]
@@ -174,7 +174,7 @@ async def test_mic_is_24khz_at_any_device_rate(device_rate: int | None) -> None:
         await io.open(mic)
         assert io.input_rate == (device_rate or 24000)
         async with feed_mic(tone_pcm(1000, 2.0), repeat=True):
-            await wait_until(lambda: len(mic.loud()) >= 25, timeout=15, what="500 ms of tone from the mic")
+            await wait_until(lambda: len(mic.loud()) >= 13, timeout=15, what="500 ms of tone from the mic")
     finally:
         await io.close()
     assert all(len(pcm) == BLOCK_BYTES for pcm, _ in mic.blocks)
@@ -325,3 +325,21 @@ async def test_when_the_helper_listing_fails_the_pickers_show_the_devices_seen_a
         assert await asyncio.to_thread(list_devices) == seen_at_open != ([], [])
     assert "could not list audio devices in a helper process (exit code 3" in caplog.text
     assert voice.is_open and voice.failure is None
+
+
+@pytest.mark.e2e
+@needs_pulse()
+async def test_a_reply_after_the_speaker_slept_is_heard_from_its_first_millisecond(voice: SoundDeviceVoiceIO) -> None:
+    voice.speaker_sleep_s = 0.2
+    async with monitor_speaker() as speaker:
+        await voice.open(lambda pcm, t: None)
+        voice.set_active(False)
+        await wait_until(lambda: voice.speaker_sleeps == 1, timeout=5, what="the idle speaker to sleep")
+        start = speaker.position
+        voice.play("item_1", tone_pcm(800, 0.5))
+        await speaker.wait_for_sound(450, since=start, timeout=10)
+        await wait_until(lambda: not voice.is_playing, timeout=10, what="the reply to be played")
+        end = await speaker.wait_for_silence(200, since=start, timeout=10)
+    assert voice.failure is None
+    heard = speaker.loud_ms(start) - speaker.loud_ms(end)
+    assert heard >= 490, f"only {heard:.0f} ms of a 500 ms reply were heard after the speaker woke"

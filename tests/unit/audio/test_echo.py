@@ -115,6 +115,7 @@ def test_off_passes_the_microphone_through_untouched() -> None:
 
 def test_partial_frames_wait_for_the_next_block() -> None:
     front = EchoFrontEnd("aec")
+    front.on_output(bytes(960), True)  # AVA speaks: the canceller works in whole 10 ms frames
     assert front.process(bytes(300), time.monotonic()) == b""
     assert len(front.process(bytes(300), time.monotonic())) == 480
     assert len(front.process(bytes(100), time.monotonic())) == 0
@@ -132,3 +133,98 @@ def test_audio_mode_setting_and_command_line() -> None:
     assert launch_options(build_parser().parse_args(["--console"])).apply(Settings()).audio_mode == "automatic"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--audio-mode", "loud"])
+
+
+# --- working only while an echo can come back, and keeping what it learnt ------------------------------------------
+
+
+class Room:
+    """AVA's speaker and the microphone on a fake clock, 20 ms a block: what plays comes back `lag` samples later
+    times `gain` (0: headphones, no echo path), plus what the user says."""
+
+    def __init__(self, front: EchoFrontEnd, clock: list[float], *, gain: float = 0.5, lag: int = 1440) -> None:
+        self.front, self.clock, self.gain, self.lag = front, clock, gain, lag
+        self._played = np.zeros(lag)
+
+    def run(self, far: np.ndarray | None, seconds: float, user: np.ndarray | None = None) -> np.ndarray:
+        """`seconds` of AVA playing `far` (None: nothing) while the user says `user`; what the front end lets out."""
+        n = round(seconds * 24000) // BLOCK * BLOCK
+        far = np.zeros(n) if far is None else np.pad(far[:n].astype(np.float64), (0, max(0, n - far.size)))
+        self._played = np.concatenate([self._played, far])
+        near = self._played[-n - self.lag : -self.lag] * self.gain
+        if user is not None:
+            near = near + np.pad(user[:n], (0, max(0, n - user.size)))
+        near16 = np.clip(near, -32768, 32767).astype("<i2")
+        out = bytearray()
+        for start in range(0, n, BLOCK):
+            self.clock[0] += BLOCK / 24000
+            block = far[start : start + BLOCK]
+            self.front.on_output(block.astype("<i2").tobytes(), bool(np.any(block)))
+            out += self.front.process(near16[start : start + BLOCK].tobytes(), self.clock[0])
+        return np.frombuffer(bytes(out), dtype="<i2")
+
+
+def fake_clock_front(delay_ms: int = 60) -> tuple[EchoFrontEnd, list[float]]:
+    clock = [1000.0]
+    return EchoFrontEnd("aec", delay_ms=delay_ms, clock=lambda: clock[0]), clock
+
+
+def test_between_replies_the_microphone_passes_untouched_and_costs_nothing() -> None:
+    front, clock = fake_clock_front()
+    room = Room(front, clock)
+    hiss = np.random.default_rng(1).normal(0, 30, 24000 * 3)
+    out = room.run(None, 3.0, user=hiss)
+    assert np.array_equal(out, np.clip(hiss[: out.size], -32768, 32767).astype("<i2"))
+    assert front.stats.cpu_seconds == 0 and front.stats.far_frames == front.stats.near_frames == 0
+    assert front.stats.passed_frames == 300
+
+
+def test_the_canceller_works_from_ava_first_sound_until_the_echo_has_died_away() -> None:
+    front, clock = fake_clock_front(delay_ms=60)
+    room = Room(front, clock)
+    room.run(None, 1.0)
+    far = np.frombuffer(synthetic_voice(4.0), dtype="<i2").copy()
+    far[far == 0] = 1  # audible to the last block
+    out = room.run(far, 4.0)
+    assert level(out[-24000:]) < level(far[-24000:]) * 0.5 / 10
+    working = front.stats.near_frames
+    assert working == 400
+    room.run(None, 0.5)  # the echo tail: 500 ms plus the devices' 60 ms
+    assert front.stats.near_frames == working + 50
+    room.run(None, 2.0)
+    assert front.stats.near_frames <= working + 57, "the canceller kept working long after the echo died away"
+
+
+def test_what_the_canceller_learnt_of_the_room_stays_between_replies() -> None:
+    fresh, clock = fake_clock_front()
+    room = Room(fresh, clock)
+    voice = np.frombuffer(synthetic_voice(7.0), dtype="<i2")
+    first = room.run(voice[: 3 * 24000], 3.0)
+    room.run(None, 20.0)  # a long pause: nothing processed
+    second = room.run(voice[4 * 24000 :], 3.0)
+    onset = slice(0, 12000)  # the first half second of each reply
+    assert level(second[onset]) < level(first[onset]) / 3, "the second reply's echo was cancelled as by a stranger"
+
+
+def user_voice(rms: float, seconds: float, at: float) -> np.ndarray:
+    """A steady voiced sound (the kind noise suppression took for noise) starting `at` seconds in."""
+    t = np.arange(round(seconds * 24000)) / 24000
+    voice = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 12)) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
+    voice *= rms / np.sqrt(np.mean(voice**2))
+    return np.concatenate([np.zeros(round(at * 24000)), voice])
+
+
+@pytest.mark.parametrize("rms", [300.0, 1500.0], ids=["quiet", "normal"])
+def test_a_user_talking_over_ava_with_no_echo_path_keeps_their_level(rms: float) -> None:
+    """Double talk on headphones with echo cancellation on: after AVA's first reply the user comes through within
+    3 dB (the first reply can take 3-11 dB off while the canceller learns there is no echo; see echo.py)."""
+    front, clock = fake_clock_front()
+    room = Room(front, clock, gain=0.0)
+    voice = np.frombuffer(synthetic_voice(9.0), dtype="<i2")
+    room.run(voice[: 4 * 24000], 4.0)
+    room.run(None, 5.0)
+    user = user_voice(rms, 2.0, at=1.0)
+    out = room.run(voice[5 * 24000 :], 4.0, user=user)
+    spoken = slice(24000 + 2400, 3 * 24000)
+    attenuation = 20 * np.log10(level(user[spoken]) / level(out[spoken]))
+    assert attenuation <= 3.0, f"the user's voice came through {attenuation:.1f} dB quieter"

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import numpy.typing as npt
 import pytest
-import room_audio as ra  # tests/unit/audio/room_audio.py
+import room_audio as ra  # tests/room_audio.py
 
 from ava_tray.audio.speech_detector import SileroSpeechDetector
 from ava_tray.audio.voice_gate import LOUD_WINDOWS_TO_WAKE, BackgroundLevel, GateCounters, VoiceGate, open_threshold_for
@@ -389,3 +389,60 @@ def test_the_background_level_is_the_quietest_window_of_the_last_segments() -> N
     for level in (60.0, 70.0, 80.0, 90.0):
         background.add(level)
     assert background.level == 30.0  # the segment holding 10 has been forgotten
+
+
+def test_while_ava_speaks_a_short_burst_does_not_open_the_gate_and_a_voice_does() -> None:
+    """A burst of AVA's own voice slipping past echo cancellation (two windows) stays out; a user talking over AVA
+    opens the gate after three windows in a row, the pre-roll counted from the first."""
+    burst = with_tone(hiss(3.0), 40 * WINDOW, 42 * WINDOW)
+    guarded = VoiceGate(LoudnessDetector(), pre_roll_ms=300, hang_over_ms=700)
+    guarded.ava_speaking = True
+    assert not any(run(guarded, burst))
+    unguarded = VoiceGate(LoudnessDetector(), pre_roll_ms=300, hang_over_ms=700)
+    assert any(run(unguarded, burst)), "a control: the same burst opens the gate when AVA is silent"
+
+    tone_start = 40 * WINDOW
+    voice = with_tone(hiss(4.0), tone_start, 60 * WINDOW)
+    guarded.reset()
+    spans = sent_spans(voice, run(guarded, voice))
+    assert spans[0][0] == tone_start - 300 * MS
+    assert guarded.counters.openings == 1
+
+
+class FirstWindowsDetector(LoudnessDetector):
+    """Hears speech in the first `windows` loud windows after a reset, then never again (a voice whose tail the model
+    no longer calls speech)."""
+
+    def __init__(self, windows: int) -> None:
+        super().__init__()
+        self.windows = windows
+        self.heard = 0
+
+    def speech_probability(self, samples: npt.NDArray[np.float32]) -> float:
+        if super().speech_probability(samples) < 0.5 or self.heard >= self.windows:
+            return 0.0
+        self.heard += 1
+        return 1.0
+
+    def reset(self) -> None:
+        self.heard = 0
+
+
+def test_the_hang_over_waits_for_a_voice_to_stop_sounding_not_for_the_model_to_stop_calling_it_speech() -> None:
+    tone_start, tone_end = 40 * WINDOW, 80 * WINDOW
+    pcm = with_tone(hiss(5.0), tone_start, tone_end)
+    gate = VoiceGate(FirstWindowsDetector(5), pre_roll_ms=300, hang_over_ms=700)
+    spans = sent_spans(pcm, run(gate, pcm))
+    assert spans == [(tone_start - 300 * MS, tone_end + 700 * MS)], "the server would never hear the turn end"
+
+
+def test_typing_after_a_request_does_not_hold_the_gate_open() -> None:
+    x = hiss(6.0)
+    t = np.arange(10 * WINDOW) / ra.RATE
+    x[40 * WINDOW : 50 * WINDOW] += 8000 * np.sin(2 * np.pi * 300 * t)  # the request
+    for key in range(52, 150, 4):  # a key every 128 ms from 60 ms after it, each loud for two windows
+        x[key * WINDOW : (key + 2) * WINDOW] += 6000 * np.sign(np.sin(2 * np.pi * 2000 * t[: 2 * WINDOW]))
+    pcm = ra.to_pcm(x)
+    gate = VoiceGate(FirstWindowsDetector(10), pre_roll_ms=300, hang_over_ms=700)
+    spans = sent_spans(pcm, run(gate, pcm))
+    assert spans == [(40 * WINDOW - 300 * MS, 50 * WINDOW + 700 * MS)]

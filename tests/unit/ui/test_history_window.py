@@ -13,6 +13,7 @@ from pytestqt.qtbot import QtBot
 
 from ava_tray.clock import ManualClock
 from ava_tray.history import ReconnectHistory, ReconnectRecord
+from ava_tray.ledger import Uplink
 from ava_tray.realtime.ending import Cause, SessionEnding
 from ava_tray.supervisor import ReconnectDelays, Reconnecting, SessionContext, Supervisor
 from ava_tray.ui import history_format
@@ -121,3 +122,11 @@ async def test_time_never_connected_since_start_is_unavailable(qtbot: QtBot, tmp
     assert newest[4] == "ongoing"
     supervisor.stop()
     await asyncio.wait_for(task, 2)
+
+
+def test_the_totals_say_how_much_microphone_audio_was_sent_today(window: HistoryWindow) -> None:
+    assert "Microphone audio sent today" not in window.totals_label.text()  # not known: not claimed
+    window.show_sent_today(Uplink(48_000 * 30, 4))
+    assert window.totals_label.text().endswith("Microphone audio sent today: 1.4 MB (30 s of audio, 4 times)")
+    window.show_sent_today(Uplink(0, 0))
+    assert window.totals_label.text().endswith("Microphone audio sent today: nothing")

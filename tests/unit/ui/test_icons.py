@@ -11,7 +11,7 @@ from PySide6.QtSvg import QSvgRenderer
 from ava_tray.status import ICON_NAMES
 from ava_tray.ui.icons import StateIcons, resources_dir
 
-DISCS = {"connected", "speaking", "muted", "reconnecting", "push_to_talk"}
+DISCS = {"connected", "hearing", "speaking", "muted", "reconnecting", "push_to_talk"}
 
 
 @pytest.mark.parametrize("variant", ["light", "dark"])

@@ -10,6 +10,7 @@ from pytestqt.qtbot import QtBot
 
 from ava_tray.clock import ManualClock
 from ava_tray.history import ReconnectHistory
+from ava_tray.ledger import Uplink
 from ava_tray.realtime.ending import Cause, SessionEnding
 from ava_tray.status import ICON_NAMES, Snapshot, UiState
 from ava_tray.supervisor import Connected, Connecting, Error, Paused, Reconnecting, Stopped
@@ -94,6 +95,8 @@ def test_every_state_renders_its_own_icon_and_tooltip(ui: TrayUI, clock: ManualC
         assert not ui.tray.icon().isNull()
         assert ui.tray.toolTip() == ui.status.tooltip
         assert ui.status_action.text() == ui.status.status_line
+    ui.show_snapshot(replace(ui.snapshot, state=Connected(1, now), sending=True, voice_gate="on"))
+    seen["hearing"] = (ui.tray.icon().cacheKey(), ui.tray.toolTip())
     ui.host.muted = True  # type: ignore[attr-defined]
     set_state(ui, Connected(1, now))
     seen["muted"] = (ui.tray.icon().cacheKey(), ui.tray.toolTip())
@@ -172,6 +175,22 @@ def test_a_click_on_the_icon_opens_the_status_window(ui: TrayUI, qtbot: QtBot, c
     assert ui.history_window is not None and ui.history_window.isVisible()
     ui.status_window.restart_button.click()
     assert "restart" in ui.host.calls  # type: ignore[attr-defined]
+
+
+def test_the_status_window_and_the_history_show_what_the_microphone_sends(ui: TrayUI, clock: ManualClock) -> None:
+    connected = Connected(1, clock.monotonic() - 125)
+    ui.show_snapshot(Snapshot(connected, voice_gate="on", sent_today=Uplink(48_000 * 12, 3)))
+    window = ui.status_window
+    assert window.microphone.text() == "silent: nothing is sent (voice gate on)"
+    assert window.sent_today.text() == "576 kB (12 s of audio, 3 times)"
+    ui.show_snapshot(replace(ui.snapshot, sending=True))
+    assert window.microphone.text() == "sending now (voice gate on)"
+    assert ui.tray.toolTip() == "AVA · Connected · hearing you · session 2 min"
+    ui.show_history()
+    assert ui.history_window is not None
+    assert ui.history_window.totals_label.text().endswith("sent today: 576 kB (12 s of audio, 3 times)")
+    ui.show_snapshot(replace(ui.snapshot, sending=False, sent_today=Uplink(48_000 * 30, 4)))
+    assert ui.history_window.totals_label.text().endswith("sent today: 1.4 MB (30 s of audio, 4 times)")
 
 
 def test_entering_error_notifies_once(ui: TrayUI, clock: ManualClock) -> None:

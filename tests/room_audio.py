@@ -188,3 +188,15 @@ def scene(utterances: list[Samples], gaps_s: list[float], background: Samples | 
             raise ValueError("the background is shorter than the scene")
         samples = samples + background[: samples.size]
     return Scene(samples, np.concatenate(speech), spans)
+
+
+def said(text: str, *, voice: str = "en-us", speed: int = 160, rms_dbfs: float = -24.0, quiet_before_s: float = 1.0,
+         quiet_after_s: float = 1.0) -> bytes:
+    """`text` spoken (espeak-ng) as PCM for a microphone, at `rms_dbfs` over its speech, with quiet around it: what
+    a test's user says. Skips the test when espeak-ng is missing."""
+    reason = espeak_missing_reason()
+    if reason:
+        import pytest
+
+        pytest.skip(reason)
+    return scene([speak(text, voice, speed)], [quiet_before_s, quiet_after_s], None, speech_rms_dbfs=rms_dbfs).pcm

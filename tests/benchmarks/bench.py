@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for the p
 
 import bench_always_on as always_on
 import pulse
+import room_audio as ra
 from waits import wait_state
 
 from ava_tray.engine import AvaEngine, LaunchOptions
@@ -140,8 +141,8 @@ async def bench_latency(turns: int) -> None:
         task = asyncio.create_task(engine.run())
         await wait_state(engine, lambda s: isinstance(s, Connected), 15)
         for turn in range(turns):
-            # A second of quiet first: the voice gate hears the voice begin, as it would a person.
-            async with pulse.feed_mic(bytes(48_000) + pulse.speech_like_pcm(1.0, seed=turn) + bytes(48_000)):
+            # Real speech, a second of quiet first: the voice gate hears a person begin to speak.
+            async with pulse.feed_mic(ra.said(ra.SENTENCES[turn % len(ra.SENTENCES)], voice=ra.VOICES[turn % 4])):
                 await simulator.wait_for(lambda n=turn: simulator.sessions[-1].replies_sent > n, 15)
             # The next turn starts once AVA's reply has finished playing, as a person would wait.
             await wait_state(engine, lambda s: isinstance(s, Connected) and not s.speaking, 15)

@@ -345,13 +345,11 @@ class AvaEngine:
         self._apply_microphone()
 
     def _apply_microphone(self) -> None:
-        """Whether microphone audio goes to the server: not when muted, nor in push-to-talk while not held.
-
-        Hook for the voice gate (issue 15): with the gate on, push-to-talk should set its `forced_open` to
-        `snapshot.push_to_talk and snapshot.talking` here instead of closing the microphone through mute.
-        """
+        """Whether microphone audio goes to the server: not when muted, nor in push-to-talk while not held;
+        push-to-talk held forces the voice gate open (the key, not the detector, says when the user talks)."""
         snapshot = self._snapshot
         self.session.muted = snapshot.muted or (snapshot.push_to_talk and not snapshot.talking)
+        self.session.gate_forced_open = snapshot.push_to_talk and snapshot.talking
 
     # -- audio ---------------------------------------------------------------------------------------
 

@@ -196,6 +196,8 @@ class RealtimeSession:
         self.tools = tools
         self.transcript = transcript if transcript is not None else Transcript()
         self.muted = False
+        self.gate_forced_open = False
+        """Push-to-talk held: the voice gate lets everything through (the user decides when to talk)."""
         self.handovers = 0
         self._current: _Conversation | None = None
 
@@ -416,6 +418,7 @@ class _Conversation:
             return
         if gate is not None:
             gate.ava_speaking = self.speaking or captured_at < self._echo_guard_until
+            gate.forced_open = self.owner.gate_forced_open
             pcm = gate.process(pcm, captured_at)
         if pcm:
             if self.held is not None:

@@ -230,7 +230,7 @@ async def test_the_conversation_window_lists_spoken_turns_renewals_and_exports(
 
 async def test_ctrl_alt_a_mutes_and_unmutes_from_anywhere(env: dict[str, str], home: Path,
                                                           simulator: RealtimeSimulator) -> None:
-    save_settings(home, realtime_url=simulator.url)
+    save_settings(home, realtime_url=simulator.url, voice_gate=False)  # streaming: every block shows at the server
     app = App(dict(env, AVA_REALTIME_URL=simulator.url), home)
     try:
         state = await app.wait(lambda s: s["state"] == "Connected" and "(X11)" in s.get("shortcut", ""), 20,

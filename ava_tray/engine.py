@@ -345,13 +345,12 @@ class AvaEngine:
         self._apply_microphone()
 
     def _apply_microphone(self) -> None:
-        """Whether microphone audio goes to the server: not when muted, nor in push-to-talk while not held.
-
-        Hook for the voice gate (issue 15): with the gate on, push-to-talk should set its `forced_open` to
-        `snapshot.push_to_talk and snapshot.talking` here instead of closing the microphone through mute.
-        """
+        """Whether microphone audio goes to the server: not when muted, nor in push-to-talk while not held (the
+        conversation holds its voice gate open while the key is held; without a gate it mutes)."""
         snapshot = self._snapshot
-        self.session.muted = snapshot.muted or (snapshot.push_to_talk and not snapshot.talking)
+        self.session.muted = snapshot.muted
+        self.session.push_to_talk = snapshot.push_to_talk
+        self.session.key_held = snapshot.talking
 
     # -- audio ---------------------------------------------------------------------------------------
 

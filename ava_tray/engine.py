@@ -345,11 +345,12 @@ class AvaEngine:
         self._apply_microphone()
 
     def _apply_microphone(self) -> None:
-        """Whether microphone audio goes to the server: not when muted, nor in push-to-talk while not held;
-        push-to-talk held forces the voice gate open (the key, not the detector, says when the user talks)."""
+        """Whether microphone audio goes to the server: not when muted, nor in push-to-talk while not held (the
+        conversation holds its voice gate open while the key is held; without a gate it mutes)."""
         snapshot = self._snapshot
-        self.session.muted = snapshot.muted or (snapshot.push_to_talk and not snapshot.talking)
-        self.session.gate_forced_open = snapshot.push_to_talk and snapshot.talking
+        self.session.muted = snapshot.muted
+        self.session.push_to_talk = snapshot.push_to_talk
+        self.session.key_held = snapshot.talking
 
     # -- audio ---------------------------------------------------------------------------------------
 

@@ -196,8 +196,9 @@ class RealtimeSession:
         self.tools = tools
         self.transcript = transcript if transcript is not None else Transcript()
         self.muted = False
-        self.gate_forced_open = False
-        """Push-to-talk held: the voice gate lets everything through (the user decides when to talk)."""
+        self.push_to_talk = False
+        """Push-to-talk mode: the microphone is heard only while `key_held`."""
+        self.key_held = False
         self.handovers = 0
         self._current: _Conversation | None = None
 
@@ -409,8 +410,8 @@ class _Conversation:
         (held during a handover)."""
         if self.closed:
             return
-        gate = self.gate
-        if self.owner.muted:
+        gate, owner = self.gate, self.owner
+        if owner.muted or (gate is None and owner.push_to_talk and not owner.key_held):
             if self.sending:
                 if gate is not None:
                     gate.reset()  # unmuted, it starts afresh: nothing from before the mute as pre-roll
@@ -418,7 +419,10 @@ class _Conversation:
             return
         if gate is not None:
             gate.ava_speaking = self.speaking or captured_at < self._echo_guard_until
-            gate.forced_open = self.owner.gate_forced_open
+            # Push-to-talk through the gate: the key held opens it (with its pre-roll, so a first syllable spoken as
+            # the key goes down is kept) and its hang-over lets the server end the turn after the key is let go.
+            gate.push_to_talk = owner.push_to_talk
+            gate.forced_open = owner.push_to_talk and owner.key_held
             pcm = gate.process(pcm, captured_at)
         if pcm:
             if self.held is not None:

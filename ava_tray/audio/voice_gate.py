@@ -186,6 +186,7 @@ class VoiceGate:
         self._speech_run = 0
         self._speech_run_start = 0
         self._ava_speaking = False
+        self._push_to_talk = False
         self._sounding_tail = round(SOUNDING_TAIL_S * SAMPLE_RATE)
         self._last_heard_end = 0
         self._sounding = False
@@ -223,6 +224,16 @@ class VoiceGate:
     @forced_open.setter
     def forced_open(self, value: bool) -> None:
         self._forced_open = value
+
+    @property
+    def push_to_talk(self) -> bool:
+        """True: only `forced_open` (the key held) opens the gate; the detector is not asked (and costs nothing),
+        the last moments are still held so the pre-roll catches a first syllable spoken as the key goes down."""
+        return self._push_to_talk
+
+    @push_to_talk.setter
+    def push_to_talk(self, value: bool) -> None:
+        self._push_to_talk = value
 
     @property
     def ava_speaking(self) -> bool:
@@ -317,7 +328,7 @@ class VoiceGate:
         self._loud_run = self._loud_run + 1 if loud else 0
         if self._loud_run >= LOUD_WINDOWS_TO_WAKE:
             self._awake_until = window_end + round(AWAKE_AFTER_LOUD_S * SAMPLE_RATE)
-        if self._open_from is None and window_end > self._awake_until:
+        if self._push_to_talk or (self._open_from is None and window_end > self._awake_until):
             self._dozing = True
             self._speech_run = 0
             self._recent.append((window, window_end))

@@ -107,6 +107,34 @@ async def test_muted_nothing_is_sent_even_while_someone_speaks(requests: ra.Scen
         assert simulator.sessions[0].received_audio_ms == 0 and not talk.session.sending
 
 
+async def test_push_to_talk_sends_only_while_the_key_is_held_with_the_first_syllable(requests: ra.Scene) -> None:
+    """Push-to-talk through the gate: speech with the key up sends nothing; the key pressed as the user starts to
+    speak sends the request whole (the pre-roll keeps the first syllable), and the hang-over after the key is let go
+    lets the server end the turn."""
+    first, end = requests.utterances[0]
+    request = requests.pcm[: (end + 5) * ra.FRAME * 2]
+    async with RealtimeSimulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER) as talk:
+        session = simulator.sessions[0]
+        talk.session.push_to_talk = True
+        talk.voice.say(request)
+        await wait_until(lambda: not talk.voice.saying, timeout=10, what="a request with the key up")
+        assert session.received_audio_ms == 0 and not talk.session.sending
+        await wait_until(lambda: len(talk.voice.captured) > 60, timeout=5, what="more quiet")
+        said_at = len(talk.voice.captured)
+        talk.voice.say(request)
+        # The key goes down 200 ms after the voice began (people speak as they press).
+        await wait_until(lambda: len(talk.voice.captured) >= said_at + first // 2 + 10, timeout=5,
+                         what="the voice under way")
+        talk.session.key_held = True
+        await wait_until(lambda: not talk.voice.saying, timeout=10, what="the request said")
+        talk.session.key_held = False
+        await simulator.wait_for(lambda: session.replies_sent == 1, timeout=10)
+        sent = appended_audio(session)
+    voice = requests.pcm[first * ra.FRAME * 2 : end * ra.FRAME * 2]
+    assert voice in sent, "the request did not reach the server whole (its first syllable before the key?)"
+    assert session.speech_started == 1
+
+
 async def test_with_the_gate_off_the_microphone_streams_as_before() -> None:
     async with RealtimeSimulator() as simulator, \
             conversation(simulator, rollover=NO_ROLLOVER, gate=GateOptions(enabled=False)) as talk:

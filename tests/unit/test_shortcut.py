@@ -123,18 +123,22 @@ async def test_a_shortcut_that_cannot_work_is_a_problem_in_words(error: Exceptio
 
 
 def test_push_to_talk_closes_the_microphone_until_held() -> None:
+    """The session is told the mode and the key; the conversation keeps its microphone closed until the key is held
+    (through the voice gate: tests/integration/test_voice_gate_session.py)."""
     engine = AvaEngine(Settings(), None, history=ReconnectHistory(None))
-    assert not engine.session.muted
+    session = engine.session
+    assert not session.muted and not session.push_to_talk
     engine.set_push_to_talk(True, "Ctrl+Alt+A")
-    assert engine.session.muted and engine.snapshot.push_to_talk and engine.snapshot.shortcut == "Ctrl+Alt+A"
+    assert session.push_to_talk and not session.key_held
+    assert engine.snapshot.push_to_talk and engine.snapshot.shortcut == "Ctrl+Alt+A"
     engine.hold_to_talk(True)
-    assert not engine.session.muted and engine.snapshot.talking
+    assert session.key_held and engine.snapshot.talking
     engine.set_muted(True)  # muted wins over a held key
-    assert engine.session.muted
+    assert session.muted
     engine.set_muted(False)
     engine.hold_to_talk(False)
-    assert engine.session.muted and not engine.snapshot.talking
+    assert not session.muted and not session.key_held and not engine.snapshot.talking
     engine.set_push_to_talk(False)
-    assert not engine.session.muted
+    assert not session.push_to_talk
     engine.hold_to_talk(True)  # push-to-talk off: a held key changes nothing
     assert not engine.snapshot.talking

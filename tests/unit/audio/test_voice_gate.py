@@ -446,3 +446,22 @@ def test_typing_after_a_request_does_not_hold_the_gate_open() -> None:
     gate = VoiceGate(FirstWindowsDetector(10), pre_roll_ms=300, hang_over_ms=700)
     spans = sent_spans(pcm, run(gate, pcm))
     assert spans == [(40 * WINDOW - 300 * MS, 50 * WINDOW + 700 * MS)]
+
+
+def test_in_push_to_talk_only_the_key_opens_the_gate_and_the_detector_rests() -> None:
+    class Asked(LoudnessDetector):
+        calls = 0
+
+        def speech_probability(self, samples: npt.NDArray[np.float32]) -> float:
+            Asked.calls += 1
+            return super().speech_probability(samples)
+
+    pcm = with_tone(hiss(4.0), 20 * WINDOW, 100 * WINDOW)  # someone talks the whole time
+    gate = VoiceGate(Asked(), pre_roll_ms=300, hang_over_ms=700)
+    gate.push_to_talk = True
+    answers = []
+    for i, block in enumerate(blocks(pcm, (BLOCK,))):
+        gate.forced_open = 100 <= i < 120  # the key held from 2.0 s to 2.4 s
+        answers.append(gate.process(block, float(i) / 50))
+    assert sent_spans(pcm, answers) == [(100 * BLOCK - 300 * MS, 120 * BLOCK + 700 * MS)]
+    assert Asked.calls == 0

@@ -39,11 +39,12 @@ LOUD_WINDOWS_TO_WAKE = 2
 """Windows in a row that must stand out from the background to wake the detector (a key click fills one)."""
 NOISE_FLOOR_MEMORY_S = 3.0
 """The background level is the quietest window of about this long (minimum statistics)."""
-SOUNDING_TAIL_S = 3.0
+SOUNDING_TAIL_S = 1.0
 """The hang-over counts from the last window of an unbroken run of loud windows (standing out from the background)
 that began with speech, for up to this long after the last one judged speech: a voice's tail the model no longer
 calls speech (a trailing breath, a steady vowel) is still sound to the server's VAD, whose turn would not end if the
-gate closed less than its `silence_duration_ms` after it."""
+gate closed less than its `silence_duration_ms` after it. Short, because a noise that sets in as the voice ends (a
+fan switched on) looks the same: with 3 s the benchmark's requests over a fan sent 3 s of it after each."""
 ECHO_GUARD_WINDOWS = 3
 """While AVA speaks, windows in a row (about 100 ms) that must be judged speech to open the gate: a burst of AVA's
 own voice that slips past echo cancellation as a reply starts (40-80 ms, measured) does not open it, a user

@@ -424,6 +424,8 @@ class _Conversation:
             gate.push_to_talk = owner.push_to_talk
             gate.forced_open = owner.push_to_talk and owner.key_held
             pcm = gate.process(pcm, captured_at)
+            if self.voice is not None:
+                self.voice.wake_on_sound(gate.wake_level)
         if pcm:
             if self.held is not None:
                 self.held.append((pcm, captured_at))
@@ -431,6 +433,9 @@ class _Conversation:
             elif self.active is not None:
                 self.active.send_mic(pcm, captured_at)
                 self._unreported_bytes += len(pcm)
+        if gate is not None:
+            # `process` may have let the block out unjudged (the gate open): judge it after the send pump has run.
+            asyncio.get_running_loop().call_soon(gate.settle)
         sending = gate is None or gate.is_open
         if sending != self.sending:
             self._report_uplink(sending, captured_at)

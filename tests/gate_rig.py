@@ -54,6 +54,9 @@ class TeeVoiceIO:
     def set_active(self, active: bool) -> None:
         self.inner.set_active(active)
 
+    def wake_on_sound(self, level: float | None) -> None:
+        self.inner.wake_on_sound(level)
+
     @property
     def is_playing(self) -> bool:
         return self.inner.is_playing

@@ -38,6 +38,9 @@ class SilentVoiceIO:
     def set_active(self, active: bool) -> None:
         pass
 
+    def wake_on_sound(self, level: float | None) -> None:
+        pass
+
     async def close(self) -> None:
         self.closed += 1
         if self._task is not None:

@@ -43,6 +43,12 @@ class VoiceIO(Protocol):
         may save work while it is not (fewer wake-ups, the speaker's stream asleep), never losing audio."""
         ...
 
+    def wake_on_sound(self, level: float | None) -> None:
+        """While idle, a microphone block whose RMS (int16 units) reaches `level` goes to the loop at once rather
+        than with its batch, so a voice that starts in a quiet room is judged, and sent, without waiting for the
+        batch to fill; None: batches only."""
+        ...
+
     @property
     def is_playing(self) -> bool:
         """True while queued assistant audio has not all reached the device."""

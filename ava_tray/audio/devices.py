@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+import numpy as np
+
 from ava_tray import paths
 from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut
 from ava_tray.audio.echo import EchoFrontEnd, processing_for
@@ -55,6 +57,14 @@ _PORTAUDIO_MISSING = (
     "The PortAudio library is missing: install libportaudio2 (Debian/Ubuntu), portaudio "
     "(Fedora, Arch or Homebrew), then start AVA again."
 )
+
+
+def _loud(block: bytes, level: float | None) -> bool:
+    """The block's RMS (mono int16) reaches `level`: a few microseconds, fine on PortAudio's thread."""
+    if level is None or not block:
+        return False
+    samples = np.frombuffer(block, dtype=np.int16).astype(np.float32)
+    return float(np.dot(samples, samples)) >= level * level * samples.size
 
 
 def _import_sounddevice() -> Any:
@@ -182,6 +192,8 @@ class SoundDeviceVoiceIO:
         """Microphone blocks from PortAudio's thread not yet handed to the loop."""
         self._active = True
         self._delivery_batch = 1
+        self._wake_level: float | None = None
+        """While idle, a block this loud (RMS) goes to the loop at once (`wake_on_sound`)."""
         self._speaker_lock = threading.Lock()
         """Held while the speaker's stream starts, stops or closes (never two of them at once)."""
         self._speaker_wanted = True
@@ -292,6 +304,9 @@ class SoundDeviceVoiceIO:
         self._playback.push(item_id, data)
         self.play_log.append(PlayRecord(item_id, time.monotonic(), len(pcm) // BYTES_PER_SAMPLE))
         self._wake_speaker()
+
+    def wake_on_sound(self, level: float | None) -> None:
+        self._wake_level = level
 
     def set_active(self, active: bool) -> None:
         """Active (someone speaks, AVA speaks or is about to): every microphone block reaches the loop at once
@@ -558,8 +573,9 @@ class SoundDeviceVoiceIO:
                     self.underflows += 1
             self.captured_blocks += 1
             # The monotonic time the block reached us: PortAudio's own clock is not comparable.
-            waiting.append((bytes(indata), time.monotonic()))
-            if len(waiting) >= self._delivery_batch:
+            block = bytes(indata)
+            waiting.append((block, time.monotonic()))
+            if len(waiting) >= self._delivery_batch or _loud(block, self._wake_level):
                 with contextlib.suppress(RuntimeError):  # loop closed: nobody listens any more
                     loop.call_soon_threadsafe(deliver)
 

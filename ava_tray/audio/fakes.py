@@ -52,6 +52,8 @@ class FakeVoiceIO:
         self.closed = False
         self.active = True
         """What the session last said through `set_active`."""
+        self.wake_level: float | None = None
+        """What the session last said through `wake_on_sound`."""
 
     # -- the test's side -----------------------------------------------------------------------
 
@@ -97,6 +99,9 @@ class FakeVoiceIO:
 
     def set_active(self, active: bool) -> None:
         self.active = active
+
+    def wake_on_sound(self, level: float | None) -> None:
+        self.wake_level = level
 
     @property
     def is_playing(self) -> bool:

@@ -176,6 +176,8 @@ class VoiceGate:
         self._open_from: int | None = None
         """Stream position sending started from, while open; None while closed."""
         self._last_voice_end = 0
+        self._deferred: tuple[npt.NDArray[np.int16], float] | None = None
+        """A block sent but not yet judged (see `settle`)."""
         self._unanalysed: list[npt.NDArray[np.int16]] = []
         self._unanalysed_size = 0
         self._awake_until = 0
@@ -254,6 +256,11 @@ class VoiceGate:
         return not self._enabled or self._forced_open or self._open_from is not None
 
     @property
+    def wake_level(self) -> float:
+        """The RMS level (int16 units) at which a window stands out from the background and wakes the detector."""
+        return max(self._quiet_floor, self._background.level * self._wake_ratio)
+
+    @property
     def counters(self) -> GateCounters:
         return GateCounters(bytes_sent=self._bytes_sent, bytes_withheld=self._bytes_received - self._bytes_sent,
                             openings=self._openings)
@@ -272,11 +279,23 @@ class VoiceGate:
         if not self._enabled:
             self._bytes_sent += len(pcm)
             return pcm
+        self.settle()
         self._notice_gap(len(pcm) // BYTES_PER_SAMPLE, captured_at)
         samples = np.frombuffer(pcm, dtype="<i2")
         start = self._position
         self._position += samples.size
         self._held += pcm
+        if self._open_from is not None and (
+                self._forced_open or self._position - self._last_voice_end < self.hang_over):
+            # Open, and the whole block inside the hang-over whatever it holds: it goes now and is judged in
+            # `settle`, after the caller has sent it (judging can only keep the gate open longer).
+            self._deferred = (samples, captured_at)
+            if self._forced_open:
+                self._last_voice_end = self._position
+            out = self._take_held(self._position)
+            self._trim_held()
+            self._bytes_sent += len(out)
+            return out
         self._analyse(samples, captured_at)
         if self._forced_open:
             if self._open_from is None:
@@ -292,6 +311,13 @@ class VoiceGate:
         self._trim_held()
         self._bytes_sent += len(out)
         return out
+
+    def settle(self) -> None:
+        """Judge the block `process` sent without judging it (the gate open, the block inside the hang-over): the
+        caller runs this once that block is on its way; `process` does it first if the caller did not."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            self._analyse(*deferred)
 
     def _analyse(self, samples: npt.NDArray[np.int16], captured_at: float) -> None:
         """Judge every whole window now available; open the gate on speech, note the last voice."""
@@ -402,6 +428,7 @@ class VoiceGate:
             self._reset_stream()
 
     def _reset_stream(self) -> None:
+        self._deferred = None
         self._position = 0
         self._held = bytearray()
         self._held_start = 0

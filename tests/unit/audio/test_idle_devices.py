@@ -111,3 +111,22 @@ async def test_a_speaker_that_cannot_restart_is_a_device_failure(portaudio: Stan
     assert voice.failure is failures[0]
     assert "speaker 'default' could not be opened (Device unavailable)" in str(voice.failure)
     await voice.close()
+
+
+async def test_an_idle_microphone_hands_on_a_loud_block_at_once(portaudio: StandInPortAudio) -> None:
+    """A voice starting in a quiet room is judged (and sent) without waiting for its batch to fill."""
+    heard: list[int] = []
+    voice = await opened(portaudio, heard, [])
+    voice.set_active(False)
+    voice.wake_on_sound(500.0)
+    capture_on_a_thread(portaudio, range(1, 2))  # a block of level 1: quieter than the wake level
+    await asyncio.sleep(0)
+    assert heard == [], "a quiet block woke the loop"
+    capture_on_a_thread(portaudio, range(600, 601))  # level 600: louder
+    await wait_until(lambda: len(heard) == 2, what="the quiet block and the loud one at once")
+    assert heard == [1, 600]
+    voice.wake_on_sound(None)
+    capture_on_a_thread(portaudio, range(700, 701))
+    await asyncio.sleep(0)
+    assert heard == [1, 600], "with no wake level a loud block waited for nothing"
+    await voice.close()

@@ -465,3 +465,39 @@ def test_in_push_to_talk_only_the_key_opens_the_gate_and_the_detector_rests() ->
         answers.append(gate.process(block, float(i) / 50))
     assert sent_spans(pcm, answers) == [(100 * BLOCK - 300 * MS, 120 * BLOCK + 700 * MS)]
     assert Asked.calls == 0
+
+
+class CountingLoudnessDetector(LoudnessDetector):
+    """A `LoudnessDetector` that counts the windows it was asked about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def speech_probability(self, samples: npt.NDArray[np.float32]) -> float:
+        self.calls += 1
+        return super().speech_probability(samples)
+
+
+def test_an_open_gate_lets_a_block_out_before_judging_it_and_sends_the_same_audio() -> None:
+    """Open and inside the hang-over, a block goes at once (no model run before the send); `settle` judges it
+    after, and what is sent is exactly what judging first would send."""
+    pcm = with_tone(hiss(4.0), 40 * WINDOW, 60 * WINDOW)
+    settled_gate, lazy_gate = VoiceGate(CountingLoudnessDetector()), VoiceGate(CountingLoudnessDetector())
+    settled, lazy, unjudged_sends = [], [], 0
+    captured = 0
+    for block in blocks(pcm, (BLOCK,)):
+        captured += len(block) // 2
+        at = 100.0 + captured / ra.RATE
+        detector = settled_gate._detector
+        assert isinstance(detector, CountingLoudnessDetector)
+        before = detector.calls
+        was_open = settled_gate.is_open
+        settled.append(settled_gate.process(block, at))
+        if was_open and settled[-1] and detector.calls == before:
+            unjudged_sends += 1
+        settled_gate.settle()
+        lazy.append(lazy_gate.process(block, at))  # never settled by the caller: `process` judges it first
+    assert unjudged_sends >= 10, "an open gate still ran the model before letting the block out"
+    assert settled == lazy
+    assert sent_spans(pcm, settled) == [(40 * WINDOW - 500 * MS, 60 * WINDOW + 700 * MS)]

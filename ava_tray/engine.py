@@ -104,10 +104,14 @@ def delays_for(settings: Settings) -> ReconnectDelays:
 def default_voice_io_factory(settings: Settings) -> Callable[[], VoiceIO]:
     """Real audio through sounddevice, on the devices chosen in Settings."""
     from ava_tray.audio.devices import SoundDeviceVoiceIO
+    from ava_tray.audio.echo import EchoMemory
+
+    memory = EchoMemory()  # what echo cancellation learnt of the room outlives a reconnect
 
     def make() -> VoiceIO:
         return SoundDeviceVoiceIO(input_device=settings.input_device or None,
-                                  output_device=settings.output_device or None, audio_mode=settings.audio_mode)
+                                  output_device=settings.output_device or None, audio_mode=settings.audio_mode,
+                                  echo_memory=memory)
 
     return make
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from ava_tray import paths
 from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut
-from ava_tray.audio.echo import EchoFrontEnd, processing_for
+from ava_tray.audio.echo import EchoFrontEnd, EchoMemory, processing_for
 from ava_tray.audio.playback import PlaybackBuffer
 from ava_tray.audio.resample import LinearResampler
 from ava_tray.realtime.events import BYTES_PER_SAMPLE, SAMPLE_RATE
@@ -157,15 +157,18 @@ class SoundDeviceVoiceIO:
         device_rate: int | None = None,
         on_failure: Callable[[AudioDeviceError], None] | None = None,
         audio_mode: str = "headphones",
+        echo_memory: EchoMemory | None = None,
     ) -> None:
         """`device_rate` forces the rate the devices are opened at (tests, devices that misreport);
         `on_failure` is called on the loop when a running stream dies (see `failure`);
-        `audio_mode` is Settings.audio_mode (the default here, "headphones", leaves the microphone raw)."""
+        `audio_mode` is Settings.audio_mode (the default here, "headphones", leaves the microphone raw);
+        `echo_memory` carries what echo cancellation learnt over from earlier openings of the same devices."""
         if not 10 <= mic_block_ms <= 100:
             raise ValueError(f"mic_block_ms must be between 10 and 100, got {mic_block_ms}")
         if audio_mode not in AUDIO_MODES:
             raise ValueError(f"audio_mode must be one of {', '.join(AUDIO_MODES)}, got {audio_mode!r}")
         self._audio_mode = audio_mode
+        self._echo_memory = echo_memory
         self.echo: EchoFrontEnd | None = None
         """The microphone's front end (echo cancellation or half-duplex), once open."""
         self._input_device = input_device
@@ -451,7 +454,10 @@ class SoundDeviceVoiceIO:
             rescan_devices(sd)
             self._input = self._choose(sd, "input", self._input_device)
             self._output = self._choose(sd, "output", self._output_device)
-            self.echo = EchoFrontEnd(processing_for(self._audio_mode, self._output.name), output_rate=self._output.rate)
+            processing = processing_for(self._audio_mode, self._output.name)
+            module = (self._echo_memory.module_for(self._input.name, self._output.name)
+                      if processing == "aec" and self._echo_memory is not None else None)
+            self.echo = EchoFrontEnd(processing, output_rate=self._output.rate, module=module)
             in_stream = self._make_stream(sd, "input", self._input, loop)
             opened.append(in_stream)
             _count_streams(1)

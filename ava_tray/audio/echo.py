@@ -115,6 +115,26 @@ def _new_apm() -> Any:
     return rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True)
 
 
+class EchoMemory:
+    """What the canceller has learnt of the room, kept across device re-openings (a reconnect re-opens them):
+    AEC3 needs seconds of AVA's voice to learn the echo path, and until it has, its suppressor takes 3-50 dB off
+    a user who talks over AVA (measured). One module per microphone and speaker pair; new devices, a new one."""
+
+    def __init__(self) -> None:
+        self._devices: tuple[str, str] | None = None
+        self._apm: Any = None
+
+    def module_for(self, input_name: str, output_name: str) -> Any:
+        """The processing module for this pair of devices: the one already trained on them, or a fresh one."""
+        devices = (input_name, output_name)
+        if self._apm is None or devices != self._devices:
+            self._apm = _new_apm()
+            self._devices = devices
+        else:
+            logger.debug("echo cancellation: keeping what it learnt of %s -> %s", output_name, input_name)
+        return self._apm
+
+
 def processing_for(mode: str, output_name: str) -> Processing:
     """What the front end does for this mode and output device, given whether the library loads."""
     if not wants_echo_cancellation(mode, output_name):
@@ -145,8 +165,9 @@ class EchoFrontEnd:
     """Cleans microphone audio of AVA's own voice; see the module docstring for the threading."""
 
     def __init__(self, processing: Processing, *, output_rate: int = RATE, delay_ms: int = 0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        """`clock`: the monotonic clock the speaker's blocks are stamped with (the microphone's `captured_at`)."""
+                 clock: Callable[[], float] = time.monotonic, module: Any = None) -> None:
+        """`clock`: the monotonic clock the speaker's blocks are stamped with (the microphone's `captured_at`);
+        `module`: a processing module to carry on with (`EchoMemory`), else a fresh one."""
         self.processing: Processing = processing
         self._clock = clock
         self.stats = EchoStats()
@@ -166,7 +187,7 @@ class EchoFrontEnd:
         if processing == "aec":
             from livekit import rtc
 
-            self._apm = _new_apm()
+            self._apm = module if module is not None else _new_apm()
             self._frame_type = rtc.AudioFrame
         logger.info("echo cancellation: %s", state_line(processing))
 

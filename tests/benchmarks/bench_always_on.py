@@ -29,16 +29,18 @@ from pathlib import Path
 import numpy as np
 import pulse
 import room_audio as ra
+from double_talk import level_over_reply, user_voice
 from gate_rig import TeeVoiceIO, appended, delivered, lag_of, sent_mask, utterance_ends
 from waits import wait_until
 
 from ava_tray.audio.devices import SoundDeviceVoiceIO
+from ava_tray.audio.echo import EchoMemory
 from ava_tray.engine import AvaEngine, LaunchOptions
 from ava_tray.history import ReconnectHistory
 from ava_tray.realtime import events
 from ava_tray.session import RolloverPolicy
 from ava_tray.settings import Settings
-from ava_tray.simulator import RealtimeSimulator, synthetic_voice
+from ava_tray.simulator import RealtimeSimulator
 from ava_tray.simulator.voice import SpeechStarted, SpeechStopped, TurnDetector
 from ava_tray.supervisor import Connected
 
@@ -360,42 +362,19 @@ async def bench_echo_path(replies: int) -> None:
 # -- 10. the user's voice while AVA speaks ----------------------------------------------------------------------
 
 
-async def level_over_reply(mode: str, user: bytes, *, echo: bool, replies_before: int) -> float:
-    """RMS of what the microphone hands on while the user says `user` 1 s into AVA's reply, after
-    `replies_before` earlier replies (3 s each) on the same open devices."""
-    voice = SoundDeviceVoiceIO(audio_mode=mode)
-    heard: list[tuple[float, bytes]] = []
-    await voice.open(lambda pcm, at: heard.append((at, pcm)))
-    speech_s = len(user) / 2 / ra.RATE
-    try:
-        await wait_until(lambda: voice.captured_blocks > 10, timeout=10, what="the microphone running")
-        with pulse.echo_path() if echo else contextlib.nullcontext():
-            for index in range(replies_before):
-                voice.play(f"before{index}", synthetic_voice(3.0))
-                await wait_until(lambda: not voice.is_playing, timeout=10, what="an earlier reply played")
-            started = time.monotonic()
-            voice.play("reply", synthetic_voice(speech_s + 2.0))
-            await wait_until(lambda: time.monotonic() > started + 1.0, timeout=5)
-            fed = time.monotonic()
-            async with pulse.feed_mic(user):
-                await wait_until(lambda: time.monotonic() > fed + speech_s + 0.4, timeout=speech_s + 5)
-            await wait_until(lambda: not voice.is_playing, timeout=15, what="the reply played")
-    finally:
-        await voice.close()
-    during = b"".join(pcm for at, pcm in heard if fed + 0.15 <= at <= fed + 0.15 + speech_s)
-    return pulse.rms(during)
-
-
 async def bench_double_talk() -> None:
     header("10. The user's voice while AVA speaks, echo cancellation on (espeak-ng, 1 s into AVA's reply)")
-    voice = ra.trimmed(ra.speak("Stop, stop. I want to ask you something else entirely.", "en-us", 160))
     for level in (-30, -42):
-        user = ra.to_pcm(voice * ra.dbfs(level) / ra.rms(voice))
+        user = user_voice(level)
         raw = await level_over_reply("headphones", user, echo=False, replies_before=0)
         first = await level_over_reply("speakers", user, echo=False, replies_before=0)
         later = await level_over_reply("speakers", user, echo=False, replies_before=3)
+        memory = EchoMemory()
+        await level_over_reply("speakers", user, echo=False, replies_before=3, memory=memory)
+        reconnected = await level_over_reply("speakers", user, echo=False, replies_before=0, memory=memory)
         echoed = await level_over_reply("speakers", user, echo=True, replies_before=3)
-        print(f"user at {level} dBFS: no echo path: raw RMS {raw:.0f}; AVA's first reply "
-              f"{20 * np.log10(first / raw):+.1f} dB, a later reply {20 * np.log10(later / raw):+.1f} dB; on the echo "
-              f"path RMS {echoed:.0f} (simulator's VAD: {SIMULATOR_VAD_RMS:.0f})", flush=True)
+        print(f"user at {level} dBFS: no echo path: raw RMS {raw:.0f}; AVA's first reply since start "
+              f"{20 * np.log10(first / raw):+.1f} dB, a later reply {20 * np.log10(later / raw):+.1f} dB, the first "
+              f"reply after a reconnect {20 * np.log10(reconnected / raw):+.1f} dB; on the echo path RMS {echoed:.0f} "
+              f"(simulator's VAD: {SIMULATOR_VAD_RMS:.0f})", flush=True)
     print("goal: attenuated <= 3 dB with no echo path")

@@ -18,6 +18,11 @@ from ava_tray.simulator import Fault, RealtimeSimulator, synthetic_voice
 from ava_tray.supervisor import Connected
 
 SILENCE = bytes(24_000)  # half a second
+SESSION_LIMIT = 10.0
+"""Long enough for the exchanges, the tool call and the barge-in before the renewal at the hard margin (1 s before
+the limit: after the barge-in the session is not at a turn boundary again)."""
+RECONNECT_DELAY = 2.0
+"""The wait before reconnecting after a lost connection (5 s by default), which the reconnection marker reports."""
 
 
 def turns(engine: AvaEngine) -> list[tuple[str, str]]:
@@ -26,10 +31,11 @@ def turns(engine: AvaEngine) -> list[tuple[str, str]]:
 
 async def test_the_log_follows_a_real_conversation() -> None:
     voice = FakeVoiceIO()
-    async with RealtimeSimulator(session_limit=12.0) as simulator:
+    async with RealtimeSimulator(session_limit=SESSION_LIMIT) as simulator:
         engine = AvaEngine(replace(Settings(), realtime_url=simulator.url), None, voice_io_factory=lambda: voice,
                            history=ReconnectHistory(None),
                            launch=LaunchOptions(rollover=RolloverPolicy(margin=3.0, hard_margin=1.0)))
+        engine.supervisor.delays = replace(engine.supervisor.delays, connection_lost=RECONNECT_DELAY)
         task = asyncio.create_task(engine.run())
         try:
             await wait_state(engine, lambda s: isinstance(s, Connected))
@@ -65,7 +71,8 @@ async def test_the_log_follows_a_real_conversation() -> None:
                                          for e in engine.conversation_log.entries), timeout=20,
                              what="a reconnection marker")
             marker = engine.conversation_log.entries[-1]
-            assert isinstance(marker, Marker) and marker.seconds is not None and 4.0 <= marker.seconds < 15.0
+            assert isinstance(marker, Marker) and marker.seconds is not None \
+                and RECONNECT_DELAY - 1.0 <= marker.seconds < RECONNECT_DELAY + 10.0
         finally:
             engine.stop()
             await asyncio.wait_for(task, 10)

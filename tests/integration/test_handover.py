@@ -96,7 +96,8 @@ class SlowLookup:
 
 
 async def test_a_tool_running_at_the_hard_margin_answers_in_the_new_session_with_its_call_recreated() -> None:
-    limit = 8.0
+    limit = 7.0  # the shortest whose window keeps its hard margin 0.7 s past the soft one (the server's expires_at
+    # is whole seconds, so the session may be up to a second shorter)
     tools = SlowLookup()
     async with RealtimeSimulator(session_limit=limit) as simulator, conversation(simulator, tools=tools) as talk:
         first = simulator.sessions[0]
@@ -134,10 +135,11 @@ async def test_someone_speaking_at_the_hard_margin_reaches_the_new_session_with_
     reason = ra.espeak_missing_reason()
     if reason:
         pytest.skip(reason)
-    limit = 8.0
+    limit = 5.0  # the request starts a second before the soft margin and is under way at the hard one
     voice = ra.speak("Could you read me the last thing I copied? And then the one before that, please.", "en-gb", 140)
     async with RealtimeSimulator(session_limit=limit) as simulator, conversation(simulator) as talk:
         first = simulator.sessions[0]
+        simulator.session_limit = 3600.0  # the session taking over lasts past the request: one handover
         created_at = time.time() - (time.monotonic() - first.opened_at)
         soft, _hard = RolloverPolicy().window(created_at, first.expires_at)
         request = ra.scene([voice], [0.0, 1.5], None, speech_rms_dbfs=-26)

@@ -22,8 +22,12 @@ from ava_tray.simulator import RealtimeSimulator
 from ava_tray.simulator.faults import Fault
 from ava_tray.tools.mcp.status import ServerState
 
-SESSION_LIMIT = 10.0
-"""Short sessions: the engine rolls over to a fresh one about 2.5 s before each ends."""
+SESSION_LIMIT = 4.0
+"""A short first session: the engine rolls over to a fresh one about a second before it ends (the sessions after
+it are long, so that only the rollover and the expiry the test stages move the conversation)."""
+LONG_SESSION = 3600.0
+REPLY_SECONDS = 0.2
+"""The model's spoken reply to each tool output (short: the next call waits for it to be over)."""
 
 
 def declared(session_update: dict[str, Any]) -> set[str]:
@@ -63,7 +67,8 @@ class SimulatorCalls:
 async def test_mcp_tools_in_every_session_and_the_same_server_across_rollover_and_expiry() -> None:
     write_config(paths.config_dir() / "mcp.json",
                  {"local": stdio_entry(autoApprove=["pid", "echo", "hang"], timeout=1.5)})
-    async with RealtimeSimulator(session_limit=SESSION_LIMIT, record_audio=False) as simulator:
+    async with RealtimeSimulator(session_limit=SESSION_LIMIT, reply_seconds=REPLY_SECONDS,
+                                 record_audio=False) as simulator:
         engine = AvaEngine(replace(Settings(), realtime_url=simulator.url), None, voice_io_factory=FakeVoiceIO,
                            history=ReconnectHistory(None))
         engine.supervisor.delays = replace(engine.supervisor.delays, session_expired=0.0)
@@ -71,6 +76,7 @@ async def test_mcp_tools_in_every_session_and_the_same_server_across_rollover_an
         task = asyncio.create_task(engine.run())
         try:
             await simulator.wait_for(lambda: simulator.sessions[0].session_updates, timeout=15)
+            simulator.session_limit = LONG_SESSION  # for the sessions after the first
             first = declared(simulator.sessions[0].session_updates[0])
             assert {"local__pid", "local__echo", "local__hang", "get_time", "remember"} <= first, \
                 "the server was up before the first session was configured"
@@ -103,7 +109,7 @@ async def test_mcp_tools_in_every_session_and_the_same_server_across_rollover_an
             assert again != pid and alive(again)
 
             # A hanging tool: an error output to the model, and AVA goes on.
-            hung = await model.call("local__hang", {})
+            hung = await model.call("local__hang", {"seconds": 2.0})  # it outlives its 1.5 s, not the test
             assert "did not finish within 1.5 seconds" in hung["error"]
             assert (await model.call("local__echo", {"text": "still here"})) == {"result": "still here"}
             assert declared(simulator.sessions[-1].session_updates[0]) == first

@@ -73,6 +73,9 @@ PRE_ROLL_MARGIN_MS = 200
 begins (measured), and the server must still get its padding before the first syllable."""
 HANG_OVER_MARGIN_MS = 200
 """The gate stays open this much longer than the server's `silence_duration_ms`, so the server ends the turn."""
+CLOSING_SILENCE_MARGIN_MS = 200
+"""When the gate closes while the server still hears the user, it is sent its `silence_duration_ms` of silence and
+this much more, so its VAD ends the turn."""
 ECHO_GUARD_TAIL_S = 1.0
 """After AVA's playback has drained, its voice may still come back this long (devices, room): the gate keeps
 asking for a longer run of speech before it opens (`VoiceGate.ava_speaking`)."""
@@ -438,10 +441,24 @@ class _Conversation:
             asyncio.get_running_loop().call_soon(gate.settle)
         sending = gate is None or gate.is_open
         if sending != self.sending:
+            if not sending:
+                self._end_the_users_turn(captured_at)
             self._report_uplink(sending, captured_at)
             self._update_devices()
         elif self._unreported_bytes and captured_at - self._reported_at >= UPLINK_REPORT_S:
             self._report_uplink(sending, captured_at)
+
+    def _end_the_users_turn(self, captured_at: float) -> None:
+        """The gate closed while the server still hears the user speaking (its VAD took what followed the voice, a
+        fan say, for more speech): send the silence it waits for, so the turn ends and AVA answers."""
+        active = self.active
+        if active is None or self.held is not None or not active.protocol.user_speaking:
+            return
+        milliseconds = self.owner.options.config.vad_silence_duration_ms + CLOSING_SILENCE_MARGIN_MS
+        silence = bytes(events.SAMPLE_RATE * milliseconds // 1000 * events.BYTES_PER_SAMPLE)
+        logger.debug("voice gate closed while the server hears the user: sending %d ms of silence", milliseconds)
+        active.send_mic(silence, captured_at)
+        self._unreported_bytes += len(silence)
 
     def _report_uplink(self, sending: bool, now: float) -> None:
         self.sending = sending

@@ -179,3 +179,21 @@ async def test_the_engine_shows_when_audio_leaves_the_machine_and_counts_the_day
         finally:
             engine.stop()
             await asyncio.wait_for(task, 10)
+
+
+async def test_a_request_followed_by_a_noise_the_server_takes_for_speech_is_still_answered(
+        requests: ra.Scene) -> None:
+    """A fan switched on as the request ends: loud enough for the server's VAD to call it sound, not speech to the
+    gate. When the gate closes the server still hears the user; the silence it waits for is sent, so the turn ends
+    and AVA answers (the real API would otherwise wait for the user's next words)."""
+    end = requests.utterances[0][1]
+    fan = ra.fan_noise(5.0, -30, np.random.default_rng(3))
+    assert ra.rms(fan) > 500, "the fan must sound like speech to the simulator's energy VAD"
+    pcm = requests.pcm[: end * ra.FRAME * 2] + ra.to_pcm(fan)
+    async with RealtimeSimulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER) as talk:
+        session = simulator.sessions[0]
+        talk.voice.say(pcm)
+        await wait_until(lambda: not talk.voice.saying, timeout=15, what="the request and the fan")
+        await wait_until(lambda: not talk.session.sending, timeout=5, what="the gate to close in the fan")
+        await simulator.wait_for(lambda: session.replies_sent == 1, timeout=5)
+    assert session.speech_started == 1

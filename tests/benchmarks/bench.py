@@ -152,6 +152,10 @@ async def bench_latency(turns: int) -> None:
                           ("audio delta received -> handed to the device", engine.latency.socket_to_device)):
         p50, p99 = samples.percentile(0.5), samples.percentile(0.99)
         print(f"{name:<46} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({len(samples.samples)} samples)")
+    from ava_tray.audio.devices import MIC_BLOCK_MS
+
+    print(f"(from the block's callback; a block's first sample waited {MIC_BLOCK_MS} ms in the device before it: "
+          "the seed's blocks were 20 ms)")
 
 
 async def echo_run(audio_mode: str, seconds: float) -> tuple[float, float, float, float]:

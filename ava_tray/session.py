@@ -76,9 +76,6 @@ HANG_OVER_MARGIN_MS = 200
 CLOSING_SILENCE_MARGIN_MS = 200
 """When the gate closes while the server still hears the user, it is sent its `silence_duration_ms` of silence and
 this much more, so its VAD ends the turn."""
-REPLY_ONSET_S = 0.8
-"""For this long after AVA's reply starts, the gate asks for a longer run of speech before it opens
-(`VoiceGate.reply_starting`): the devices' latency, the echo's way back and the canceller taking it up again."""
 ECHO_GUARD_TAIL_S = 1.0
 """After AVA's playback has drained, its voice may still come back this long (devices, room): the gate keeps
 asking for a longer run of speech before it opens (`VoiceGate.ava_speaking`)."""
@@ -286,8 +283,6 @@ class _Conversation:
         self._reported_at = 0.0
         self._devices_active: bool | None = None
         self._echo_guard_until = 0.0
-        self._speaking_since = 0.0
-        """Monotonic time AVA's current reply started (its first audio queued for the speaker)."""
         """Monotonic time (the microphone's clock) until which AVA's voice may come back, after it stopped."""
 
     def renew(self, source: _ServerSession, code: str) -> None:
@@ -427,7 +422,6 @@ class _Conversation:
             return
         if gate is not None:
             gate.ava_speaking = self.speaking or captured_at < self._echo_guard_until
-            gate.reply_starting = self.speaking and captured_at < self._speaking_since + REPLY_ONSET_S
             # Push-to-talk through the gate: the key held opens it (with its pre-roll, so a first syllable spoken as
             # the key goes down is kept) and its hang-over lets the server end the turn after the key is let go.
             gate.push_to_talk = owner.push_to_talk
@@ -506,9 +500,7 @@ class _Conversation:
     def _set_speaking(self, active: bool) -> None:
         if active != self.speaking:
             self.speaking = active
-            if active:
-                self._speaking_since = time.monotonic()
-            else:
+            if not active:
                 self._echo_guard_until = time.monotonic() + ECHO_GUARD_TAIL_S
             self._update_devices()  # AVA speaking: every microphone block at once, for a quick barge-in
             self.context.speaking(active)

@@ -47,13 +47,8 @@ gate closed less than its `silence_duration_ms` after it. Short, because a noise
 fan switched on) looks the same: with 3 s the benchmark's requests over a fan sent 3 s of it after each."""
 ECHO_GUARD_WINDOWS = 3
 """While AVA speaks, windows in a row (about 100 ms) that must be judged speech to open the gate: a burst of AVA's
-own voice that slips past echo cancellation (40-80 ms, measured) does not open it, a user talking over AVA does, its
-pre-roll counted from the run's first window."""
-ECHO_ONSET_WINDOWS = 8
-"""As a reply starts (`VoiceGate.reply_starting`), windows in a row (about 250 ms) that must be judged speech to open
-the gate: the canceller only works while AVA speaks, and as it takes up the echo again a longer burst can slip past
-(seen once in a CI run: AVA cut itself 440 ms into a reply). A user who talks over AVA's first words is heard
-about 150 ms later than over the rest of the reply."""
+own voice that slips past echo cancellation as a reply starts (40-80 ms, measured) does not open it, a user
+talking over AVA does, its pre-roll counted from the run's first window."""
 
 
 class SpeechDetector(Protocol):
@@ -194,7 +189,6 @@ class VoiceGate:
         self._speech_run = 0
         self._speech_run_start = 0
         self._ava_speaking = False
-        self._reply_starting = False
         self._push_to_talk = False
         self._sounding_tail = round(SOUNDING_TAIL_S * SAMPLE_RATE)
         self._last_heard_end = 0
@@ -253,16 +247,6 @@ class VoiceGate:
     @ava_speaking.setter
     def ava_speaking(self, value: bool) -> None:
         self._ava_speaking = value
-
-    @property
-    def reply_starting(self) -> bool:
-        """True while AVA's reply has only just started (the canceller taking up the echo again): opening takes
-        `ECHO_ONSET_WINDOWS` of speech in a row."""
-        return self._reply_starting
-
-    @reply_starting.setter
-    def reply_starting(self, value: bool) -> None:
-        self._reply_starting = value
 
     # -- state ----------------------------------------------------------------------------------------------
 
@@ -385,10 +369,7 @@ class VoiceGate:
             self._dozing = False
         self._recent.append((window, window_end))
         self._count(self._detector.speech_probability(self._for_detector(window)) >= threshold, window_end)
-        if self._open_from is not None or not self._ava_speaking:
-            needed = 1
-        else:
-            needed = ECHO_ONSET_WINDOWS if self._reply_starting else ECHO_GUARD_WINDOWS
+        needed = 1 if self._open_from is not None or not self._ava_speaking else ECHO_GUARD_WINDOWS
         return self._speech_run_start if self._speech_run >= needed else None
 
     def _count(self, heard: bool, window_end: int) -> None:
@@ -433,8 +414,7 @@ class VoiceGate:
             keep_from = self._sent_until
         else:
             next_window = self._position - self._unanalysed_size
-            # A run of speech that opens the gate may have begun this many windows back (the longest run asked for).
-            keep_from = next_window - max(WARM_UP_WINDOWS, ECHO_ONSET_WINDOWS) * self._window - self.pre_roll
+            keep_from = next_window - WARM_UP_WINDOWS * self._window - self.pre_roll
         drop = keep_from - self._held_start
         if drop > 0:
             del self._held[: drop * BYTES_PER_SAMPLE]

@@ -15,6 +15,7 @@ from typing import assert_never
 
 from ava_tray.ledger import Uplink
 from ava_tray.realtime.ending import Cause
+from ava_tray.realtime.events import BYTES_PER_SAMPLE, SAMPLE_RATE
 from ava_tray.states import (
     Connected,
     Connecting,
@@ -157,7 +158,7 @@ def spend_text(usd: float) -> str:
     return f"${usd:.2f}"
 
 
-BYTES_PER_SECOND = 48_000
+BYTES_PER_SECOND = SAMPLE_RATE * BYTES_PER_SAMPLE
 """Microphone audio on the wire: 24 kHz PCM16 (before base64)."""
 
 

@@ -436,8 +436,8 @@ class _Conversation:
             elif self.active is not None:
                 self.active.send_mic(pcm, captured_at)
                 self._unreported_bytes += len(pcm)
-        if gate is not None:
-            # `process` may have let the block out unjudged (the gate open): judge it after the send pump has run.
+        if gate is not None and gate.unjudged:
+            # `process` let the block out unjudged (the gate open): judge it after the send pump has run.
             asyncio.get_running_loop().call_soon(gate.settle)
         sending = gate is None or gate.is_open
         if sending != self.sending:

@@ -312,6 +312,11 @@ class VoiceGate:
         self._bytes_sent += len(out)
         return out
 
+    @property
+    def unjudged(self) -> bool:
+        """A block went out unjudged and waits for `settle`."""
+        return self._deferred is not None
+
     def settle(self) -> None:
         """Judge the block `process` sent without judging it (the gate open, the block inside the hang-over): the
         caller runs this once that block is on its way; `process` does it first if the caller did not."""

@@ -10,6 +10,13 @@ gate's pre-roll holds the first syllable meanwhile), and the speaker's stream sl
 the last sound. It wakes when the conversation turns active (someone starts speaking, so it runs before the
 reply comes) or when audio is queued; on PulseAudio a stopped stream restarts in 1-3 ms with its first callback
 taking the queued audio, so nothing is clipped.
+
+With echo cancellation on (speakers) the speaker never sleeps. The canceller lines AVA's voice up with its echo
+by the times the speaker's callback took each block, and a restarted stream breaks that: PulseAudio's plugin takes
+three blocks at once on `start()`, then none for 0.3 s to over a second, and PortAudio's own timing says they play
+at once. The first half second of a reply then came back uncancelled, and AVA cut itself off in 8 of 16 replies
+spaced past the sleep (measured on the loopback echo path). Keeping the stream awake costs little (see `bench.sh`,
+section 5).
 """
 
 from __future__ import annotations
@@ -44,8 +51,10 @@ WIRE_RATE = SAMPLE_RATE
 """The rate AVA speaks with the Realtime API, in both directions."""
 MIC_BLOCK_MS: Final = 40
 """The microphone's block (see the module docstring): 20 ms more to what the server hears than 20 ms blocks."""
-SPEAKER_BLOCK_MS: Final = 20
-"""The speaker's block: it runs only during a conversation, where a short block keeps a barge-in's cut quick."""
+SPEAKER_BLOCK_MS: Final = 40
+"""The speaker's block. With echo cancellation on the speaker's stream never sleeps, and 40 ms blocks keep that
+cheap (connected and silent on speakers: 1.18x the two-stream floor at 20 ms, 1.00x at 40 ms; `bench.sh` section
+5); a barge-in's cut waits at most one block longer."""
 IDLE_BATCH: Final = 3
 """While idle, microphone blocks wake the event loop this many at a time."""
 SPEAKER_SLEEP_S: Final = 5.0
@@ -390,9 +399,12 @@ class SoundDeviceVoiceIO:
         self._speaker_sleep_timer = loop.call_later(wait, self._maybe_sleep_speaker)
 
     def _maybe_sleep_speaker(self) -> None:
-        """Stop the speaker's stream if the conversation is idle and it played nothing for `speaker_sleep_s`."""
+        """Stop the speaker's stream if the conversation is idle and it played nothing for `speaker_sleep_s`, unless
+        echo cancellation is on (see the module docstring)."""
         self._speaker_sleep_timer = None
         if self._active or self._closing or self._out_stream is None or not self._speaker_wanted:
+            return
+        if self.echo is not None and self.echo.processing == "aec":
             return
         quiet_for = time.monotonic() - self._last_audible
         if self._playback.pending_bytes or quiet_for < self.speaker_sleep_s:
@@ -455,9 +467,9 @@ class SoundDeviceVoiceIO:
             self._input = self._choose(sd, "input", self._input_device)
             self._output = self._choose(sd, "output", self._output_device)
             processing = processing_for(self._audio_mode, self._output.name)
-            module = (self._echo_memory.module_for(self._input.name, self._output.name)
-                      if processing == "aec" and self._echo_memory is not None else None)
-            self.echo = EchoFrontEnd(processing, output_rate=self._output.rate, module=module)
+            canceller = (self._echo_memory.canceller_for(self._input.name, self._output.name)
+                         if processing == "aec" and self._echo_memory is not None else None)
+            self.echo = EchoFrontEnd(processing, output_rate=self._output.rate, canceller=canceller)
             in_stream = self._make_stream(sd, "input", self._input, loop)
             opened.append(in_stream)
             _count_streams(1)

@@ -21,6 +21,8 @@ Where the work runs, and why it stays in time order:
   stamped at or before *t* goes through `process_reverse_stream`, then the block through `process_stream`.
   So the far end always reaches the canceller before the near-end audio that could contain its echo,
   however late the loop runs; a stalled loop delays both sides alike.
+- The canceller pauses between replies, and on resuming it keeps its two streams in step (`Canceller`): AEC3
+  lines the echo up by counting frames, not by clocks.
 - The reference is exactly what the output device got (silence padding included), brought back to 24 kHz
   with the same linear resampler family when the device runs at another rate.
 
@@ -49,6 +51,7 @@ RATE: Final = SAMPLE_RATE
 FRAME_SAMPLES: Final = RATE // 100
 """The audio processing module takes exactly 10 ms per call."""
 FRAME_BYTES: Final = FRAME_SAMPLES * BYTES_PER_SAMPLE
+FRAME_MS: Final = 10
 
 AUDIO_MODE_LABELS: Final = {
     "automatic": "Automatic (headsets off, speakers on)",
@@ -65,6 +68,9 @@ HALF_DUPLEX_TAIL_S: Final = 0.3
 ECHO_TAIL_S: Final = 0.5
 """After AVA's last audible block the canceller keeps working this long (plus the devices' latency): the echo
 still on its way back, and the room's reverberation."""
+REALIGN_LIMIT_S: Final = 0.5
+"""On resuming, at most this much silence keeps the canceller's two streams in step (more means a stalled loop,
+not a pause)."""
 REFERENCE_LIMIT_S: Final = 2.0
 """Reference audio kept for the loop at most; older chunks are dropped (a stalled loop loses echo, not memory)."""
 
@@ -115,6 +121,24 @@ def _new_apm() -> Any:
     return rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True)
 
 
+@dataclass
+class Canceller:
+    """One WebRTC processing module, and where its two streams stopped when the canceller last paused.
+
+    AEC3 has no clock: it lines AVA's voice up with its echo by counting the frames of each stream it was handed.
+    The front end pauses both streams between replies, and the two pauses are never exactly as long (the speaker's
+    blocks and the microphone's fall at different moments), so on resuming it feeds silence to the stream that
+    skipped more time (`realign`). Without that, the count moved by about 20 ms a reply, and every few replies AVA's
+    first half second came back uncancelled, loud enough to take for the user (measured on the loopback echo path:
+    3 of 20 replies cut themselves off)."""
+
+    apm: Any
+    render_end: float | None = None
+    """Monotonic time at which the last reference chunk handed to the module ended (the speaker's clock)."""
+    capture_end: float | None = None
+    """Monotonic time at which the last microphone block handed to the module ended."""
+
+
 class EchoMemory:
     """What the canceller has learnt of the room, kept across device re-openings (a reconnect re-opens them):
     AEC3 needs seconds of AVA's voice to learn the echo path, and until it has, its suppressor takes dB off a user
@@ -123,17 +147,17 @@ class EchoMemory:
 
     def __init__(self) -> None:
         self._devices: tuple[str, str] | None = None
-        self._apm: Any = None
+        self._canceller: Canceller | None = None
 
-    def module_for(self, input_name: str, output_name: str) -> Any:
-        """The processing module for this pair of devices: the one already trained on them, or a fresh one."""
+    def canceller_for(self, input_name: str, output_name: str) -> Canceller:
+        """The canceller for this pair of devices: the one already trained on them, or a fresh one."""
         devices = (input_name, output_name)
-        if self._apm is None or devices != self._devices:
-            self._apm = _new_apm()
+        if self._canceller is None or devices != self._devices:
+            self._canceller = Canceller(_new_apm())
             self._devices = devices
         else:
             logger.debug("echo cancellation: keeping what it learnt of %s -> %s", output_name, input_name)
-        return self._apm
+        return self._canceller
 
 
 def processing_for(mode: str, output_name: str) -> Processing:
@@ -158,6 +182,9 @@ class EchoStats:
     passed_frames: int = 0
     """Microphone frames passed untouched because no echo was due (between replies)."""
     dropped_reference_chunks: int = 0
+    realigned_frames: int = 0
+    """Silent frames fed on resuming to keep the two streams in step: positive to the speaker's, negative to the
+    microphone's."""
     cpu_seconds: float = 0.0
     """Time spent in the processing module (both directions)."""
 
@@ -166,9 +193,9 @@ class EchoFrontEnd:
     """Cleans microphone audio of AVA's own voice; see the module docstring for the threading."""
 
     def __init__(self, processing: Processing, *, output_rate: int = RATE, delay_ms: int = 0,
-                 clock: Callable[[], float] = time.monotonic, module: Any = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, canceller: Canceller | None = None) -> None:
         """`clock`: the monotonic clock the speaker's blocks are stamped with (the microphone's `captured_at`);
-        `module`: a processing module to carry on with (`EchoMemory`), else a fresh one."""
+        `canceller`: a trained canceller to carry on with (`EchoMemory`), else a fresh one."""
         self.processing: Processing = processing
         self._clock = clock
         self.stats = EchoStats()
@@ -183,12 +210,15 @@ class EchoFrontEnd:
         self._last_audible = float("-inf")
         self._cancelling = False
         """The canceller is at work: AVA's voice was audible within the echo tail."""
+        self._canceller: Canceller | None = None
         self._apm: Any = None
         self._frame_type: Any = None
+        self._output_rate = output_rate
         if processing == "aec":
             from livekit import rtc
 
-            self._apm = module if module is not None else _new_apm()
+            self._canceller = canceller if canceller is not None else Canceller(_new_apm())
+            self._apm = self._canceller.apm
             self._frame_type = rtc.AudioFrame
         logger.info("echo cancellation: %s", state_line(processing))
 
@@ -237,13 +267,16 @@ class EchoFrontEnd:
                 self.stats.muted_frames += len(pcm) // FRAME_BYTES
                 return bytes(len(pcm))
             return pcm
-        fed = self._feed_reference(captured_at)
-        if not self._cancelling:
-            if not fed:
+        resuming = not self._cancelling
+        if resuming:
+            first = self._first_reference_at(captured_at)
+            if first is None:
                 self.stats.passed_frames += len(pcm) // FRAME_BYTES
                 return pcm
+            self._realign(first, captured_at - len(pcm) / BYTES_PER_SAMPLE / RATE)
             self._cancelling = True
-        elif captured_at > self.echo_due_until and not self._reference_waiting():
+        self._feed_reference(captured_at)
+        if not resuming and captured_at > self.echo_due_until and not self._reference_waiting():
             return self._stop_cancelling(pcm)
         self._near_pending += pcm
         whole = len(self._near_pending) - len(self._near_pending) % FRAME_BYTES
@@ -260,7 +293,37 @@ class EchoFrontEnd:
             out[start : start + FRAME_BYTES] = frame.data.cast("B")
             self.stats.near_frames += 1
         self.stats.cpu_seconds += time.perf_counter() - began
+        assert self._canceller is not None
+        self._canceller.capture_end = captured_at
         return bytes(out)
+
+    def _first_reference_at(self, until: float) -> float | None:
+        """When the speaker took the oldest reference chunk still waiting, if it took it at or before `until`."""
+        with self._lock:
+            if self._reference and self._reference[0][0] <= until:
+                return self._reference[0][0]
+        return None
+
+    def _realign(self, render_from: float, capture_from: float) -> None:
+        """Resuming after a pause: keep the module's two streams in step (see `Canceller`). The speaker's stream
+        resumes at `render_from`, the microphone's at `capture_from`; whichever skipped more time gets that much
+        silence (never more than `REALIGN_LIMIT_S`)."""
+        canceller = self._canceller
+        assert canceller is not None
+        if canceller.render_end is None or canceller.capture_end is None:
+            return
+        skipped_more = (render_from - canceller.render_end) - (capture_from - canceller.capture_end)
+        frames = round(skipped_more * 1000 / FRAME_MS)
+        limit = round(REALIGN_LIMIT_S * 1000 / FRAME_MS)
+        frames = max(-limit, min(limit, frames))
+        silence = bytes(FRAME_BYTES)
+        for _ in range(abs(frames)):
+            frame = self._frame_type(silence, RATE, 1, FRAME_SAMPLES)
+            if frames > 0:
+                self._apm.process_reverse_stream(frame)
+            else:
+                self._apm.process_stream(frame)
+        self.stats.realigned_frames += frames
 
     def _stop_cancelling(self, pcm: bytes) -> bytes:
         """The echo tail has passed: hand on the partial frame still waiting, untouched, and pass from now on."""
@@ -279,9 +342,10 @@ class EchoFrontEnd:
         """Give the canceller every reference chunk the speaker took at or before `until`, in order; True if
         there was any."""
         chunks: list[bytes] = []
+        last_stamp = 0.0
         with self._lock:
             while self._reference and self._reference[0][0] <= until:
-                _, chunk = self._reference.popleft()
+                last_stamp, chunk = self._reference.popleft()
                 self._reference_bytes -= len(chunk)
                 chunks.append(chunk)
         if not chunks:
@@ -295,6 +359,8 @@ class EchoFrontEnd:
             self._apm.process_reverse_stream(frame)
             self.stats.far_frames += 1
         del self._far_pending[:whole]
+        assert self._canceller is not None
+        self._canceller.render_end = last_stamp + len(chunks[-1]) / BYTES_PER_SAMPLE / self._output_rate
         self.stats.cpu_seconds += time.perf_counter() - began
         return True
 

@@ -15,7 +15,7 @@ from portaudio_stand_in import StandInPortAudio
 from waits import wait_until
 
 from ava_tray.audio import AudioDeviceError
-from ava_tray.audio.devices import IDLE_BATCH, MIC_BLOCK_MS, SoundDeviceVoiceIO
+from ava_tray.audio.devices import IDLE_BATCH, MIC_BLOCK_MS, SPEAKER_BLOCK_MS, SoundDeviceVoiceIO
 
 MIC_BLOCK = 24 * MIC_BLOCK_MS
 
@@ -33,8 +33,8 @@ def capture_on_a_thread(portaudio: StandInPortAudio, numbers: range) -> None:
 
 
 async def opened(portaudio: StandInPortAudio, heard: list[int], failures: list[AudioDeviceError],
-                 sleep_after: float = 0.05) -> SoundDeviceVoiceIO:
-    voice = SoundDeviceVoiceIO(on_failure=failures.append)
+                 sleep_after: float = 0.05, audio_mode: str = "headphones") -> SoundDeviceVoiceIO:
+    voice = SoundDeviceVoiceIO(on_failure=failures.append, audio_mode=audio_mode)
     voice.speaker_sleep_s = sleep_after
     portaudio.may_start.set()
     await voice.open(lambda pcm, captured_at: heard.append(int(np.frombuffer(pcm, dtype="<i2")[0])))
@@ -66,7 +66,7 @@ async def test_an_idle_speaker_sleeps_and_wakes_with_the_first_of_the_reply(port
     await wait_until(lambda: not speaker.active, what="the idle speaker to sleep")
     assert voice.speaker_sleeps == 1 and not voice.speaker_awake
     assert voice.failure is None and failures == [], "a sleeping speaker is no failed device"
-    reply = np.arange(1, 481, dtype="<i2").tobytes()
+    reply = np.arange(1, 24 * SPEAKER_BLOCK_MS + 1, dtype="<i2").tobytes()
     voice.play("item_1", reply)
     await wait_until(lambda: speaker.active, what="the speaker to wake for the reply")
     assert speaker.play_block() == reply, "the reply's first block was not the first the speaker played"
@@ -90,6 +90,17 @@ async def test_an_active_conversation_keeps_the_speaker_running(portaudio: Stand
     speaker = portaudio.streams[1]
     voice.set_active(False)
     voice.set_active(True)
+    await asyncio.sleep(0.1)  # ten times the sleep delay: nothing may happen
+    assert speaker.active and voice.speaker_sleeps == 0
+    await voice.close()
+
+
+async def test_with_echo_cancellation_on_the_speaker_never_sleeps(portaudio: StandInPortAudio) -> None:
+    """A restarted stream would throw the canceller's timing off (see devices.py): AVA would hear itself."""
+    voice = await opened(portaudio, [], [], sleep_after=0.01, audio_mode="speakers")
+    assert voice.echo is not None and voice.echo.processing == "aec"
+    speaker = portaudio.streams[1]
+    voice.set_active(False)
     await asyncio.sleep(0.1)  # ten times the sleep delay: nothing may happen
     assert speaker.active and voice.speaker_sleeps == 0
     await voice.close()

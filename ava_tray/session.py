@@ -56,6 +56,7 @@ from ava_tray.realtime.protocol import (
     RunTool,
     ServerError,
     ServerSessionProtocol,
+    TurnEnded,
     Used,
 )
 from ava_tray.realtime.providers import SESSION_LIMIT_S, Provider, recognise, session_url
@@ -250,7 +251,7 @@ class RealtimeSession:
         return True
 
 
-ConversationIntent = PlayAudio | BargeIn | RunTool | Heard
+ConversationIntent = PlayAudio | BargeIn | TurnEnded | RunTool | Heard
 """What a server session's events ask of the conversation (the rest its own socket carries out)."""
 
 
@@ -272,6 +273,8 @@ class _Conversation:
         self.cut_items: set[str] = set()
         self.tool_tasks: list[asyncio.Task[None]] = []
         self.speaking = False
+        self.handed_at: float | None = None
+        """When the last audio delta was handed to the speaker (None: it was not played), for latency figures."""
         self.closed = False
         self.renew_requested = False
         """The active server session failed in a way that sticks to it: hand over now, whatever the clock."""
@@ -398,6 +401,9 @@ class _Conversation:
                 self._play(source, item_id, pcm)
             case BargeIn():
                 self._barge_in(source)
+            case TurnEnded():
+                if self.gate is not None and source is self.active:
+                    self.gate.end_hang_over()
             case RunTool():
                 self._start_tool(source, intent)
             case Heard(role=role, text=text):
@@ -479,10 +485,12 @@ class _Conversation:
             voice.set_active(busy)
 
     def _play(self, source: _ServerSession, item_id: str, pcm: bytes) -> None:
+        self.handed_at = None
         if self.voice is None or item_id in self.cut_items:
             return
         self.item_sessions[item_id] = source
         self.voice.play(item_id, pcm)
+        self.handed_at = time.monotonic()
         self._set_speaking(True)
 
     def _barge_in(self, source: _ServerSession) -> None:
@@ -665,9 +673,10 @@ class _ServerSession:
                         self.fatal_close = asyncio.create_task(self.ws.close(), name="ava-session-close-fatal")
                 case PlayAudio():
                     self.conversation.carry_out(self, intent)
-                    if received_at is not None:
-                        self.owner.latency.socket_to_device.add((time.monotonic() - received_at) * 1000.0)
-                case BargeIn() | RunTool() | Heard():
+                    handed_at = self.conversation.handed_at
+                    if received_at is not None and handed_at is not None:
+                        self.owner.latency.socket_to_device.add((handed_at - received_at) * 1000.0)
+                case BargeIn() | TurnEnded() | RunTool() | Heard():
                     self.conversation.carry_out(self, intent)
                 case Used(usage=usage):
                     if self.owner.on_usage is not None:

@@ -17,6 +17,7 @@ import room_audio as ra
 
 from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut, VoiceIO
 from ava_tray.simulator import SimulatedSession
+from ava_tray.simulator.voice import SpeechStarted, TurnDetector
 
 
 class TeeVoiceIO:
@@ -88,6 +89,21 @@ def sent_mask(stream: bytes, pieces: list[bytes]) -> npt.NDArray[np.bool_]:
         sent[at // 2 : (at + len(piece)) // 2] = True
         cursor = at + len(piece)
     return sent
+
+
+def server_turns(pieces: list[bytes], sent: npt.NDArray[np.bool_], threshold: float = 500.0,
+                 silence_ms: int = 500) -> tuple[list[int], list[int]]:
+    """Where (stream samples) the server's VAD, given the same appends, started each turn, and where it heard the voice
+    end in each turn it ended (it ends one only after `silence_ms` of quiet): to say which sound it took for speech,
+    and whether it saw each request end."""
+    where = np.flatnonzero(sent)
+    starts: list[int] = []
+    ends: list[int] = []
+    for event in TurnDetector(threshold, silence_ms).feed(b"".join(pieces)):
+        at = (event.audio_start_ms if isinstance(event, SpeechStarted) else event.audio_end_ms) * 24
+        if where.size:
+            (starts if isinstance(event, SpeechStarted) else ends).append(int(where[min(at, where.size - 1)]))
+    return starts, ends
 
 
 def lag_of(stream: bytes, scene: ra.Scene) -> int:

@@ -39,6 +39,8 @@ LOUD_WINDOWS_TO_WAKE = 2
 """Windows in a row that must stand out from the background to wake the detector (a key click fills one)."""
 NOISE_FLOOR_MEMORY_S = 3.0
 """The background level is the quietest window of about this long (minimum statistics)."""
+RESUMED_S = 0.3
+"""When the server ends the user's turn, speech heard this recently means the user goes on: the gate stays open."""
 SOUNDING_TAIL_S = 1.0
 """The hang-over counts from the last window of an unbroken run of loud windows (standing out from the background)
 that began with speech, for up to this long after the last one judged speech: a voice's tail the model no longer
@@ -193,6 +195,8 @@ class VoiceGate:
         self._sounding_tail = round(SOUNDING_TAIL_S * SAMPLE_RATE)
         self._last_heard_end = 0
         self._sounding = False
+        self._withheld_after: int | None = None
+        """Set by `end_hang_over`: the gate, still open, sends nothing more unless speech is heard after this."""
         self._reset_stream()
 
     # -- settings -------------------------------------------------------------------------------------------
@@ -285,7 +289,7 @@ class VoiceGate:
         start = self._position
         self._position += samples.size
         self._held += pcm
-        if self._open_from is not None and (
+        if self._open_from is not None and self._withheld_after is None and (
                 self._forced_open or self._position - self._last_voice_end < self.hang_over):
             # Open, and the whole block inside the hang-over whatever it holds: it goes now and is judged in
             # `settle`, after the caller has sent it (judging can only keep the gate open longer).
@@ -301,16 +305,31 @@ class VoiceGate:
             if self._open_from is None:
                 self._open(start)
             self._last_voice_end = self._position
+        if self._withheld_after is not None and (self._forced_open or self._last_heard_end > self._withheld_after):
+            self._withheld_after = None  # the voice goes on: what was withheld goes now, in order
+        withholding = self._withheld_after is not None
         if self._open_from is None:
             out = b""
         elif self._forced_open or self._position - self._last_voice_end < self.hang_over:
-            out = self._take_held(self._position)
+            out = b"" if withholding else self._take_held(self._position)
         else:
-            out = self._take_held(self._last_voice_end + self.hang_over)
+            out = b"" if withholding else self._take_held(self._last_voice_end + self.hang_over)
             self._close()
         self._trim_held()
         self._bytes_sent += len(out)
         return out
+
+    def end_hang_over(self) -> None:
+        """The server ended the user's turn: the rest of the hang-over (kept so that its VAD could hear the voice end)
+        is needed no more, and is withheld. If speech comes again before the hang-over is over, the gate sends what it
+        withheld and goes on, in the same opening; else it closes having sent nothing more. So what follows a request
+        (typing, a chair) never reaches a server VAD that could take it for a new turn. Nothing changes while the key
+        is held, or when speech was heard within `RESUMED_S` (the user goes on)."""
+        if self._open_from is None or self._forced_open or not self._enabled:
+            return
+        self.settle()
+        if self._position - self._last_heard_end >= round(RESUMED_S * SAMPLE_RATE):
+            self._withheld_after = self._last_heard_end
 
     @property
     def unjudged(self) -> bool:
@@ -399,6 +418,7 @@ class VoiceGate:
 
     def _close(self) -> None:
         self._open_from = None
+        self._withheld_after = None
         logger.debug("voice gate closed")
 
     def _take_held(self, send_to: int) -> bytes:
@@ -434,6 +454,7 @@ class VoiceGate:
 
     def _reset_stream(self) -> None:
         self._deferred = None
+        self._withheld_after = None
         self._position = 0
         self._held = bytearray()
         self._held_start = 0

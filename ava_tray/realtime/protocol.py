@@ -91,6 +91,11 @@ class BargeIn:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnEnded:
+    """The server's VAD ended the user's turn (the voice stopped, or the idle timeout)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseStarted:
     """The model started a response (audio or a tool call)."""
 
@@ -150,7 +155,7 @@ class Fatal:
     code: str
 
 
-Intent = (Configure | Ready | PlayAudio | BargeIn | ResponseStarted | ResponseFinished | RunTool | Heard
+Intent = (Configure | Ready | PlayAudio | BargeIn | TurnEnded | ResponseStarted | ResponseFinished | RunTool | Heard
           | ServerError | Fatal | Used | RenewSession)
 """Everything `receive` can return."""
 
@@ -296,7 +301,7 @@ class ServerSessionProtocol:
 
     def _on_speech_stopped(self, event: dict[str, Any]) -> list[Intent]:
         self.user_speaking = False
-        return []
+        return [TurnEnded()]
 
     def _on_response_created(self, event: dict[str, Any]) -> list[Intent]:
         self.response_active = True

@@ -501,3 +501,46 @@ def test_an_open_gate_lets_a_block_out_before_judging_it_and_sends_the_same_audi
     assert unjudged_sends >= 10, "an open gate still ran the model before letting the block out"
     assert settled == lazy
     assert sent_spans(pcm, settled) == [(40 * WINDOW - 500 * MS, 60 * WINDOW + 700 * MS)]
+
+
+
+def run_with_turn_end(gate: VoiceGate, pcm: bytes, ended_at: int) -> list[bytes]:
+    """`run`, with the server's end of the user's turn arriving with the block that holds sample `ended_at`."""
+    answers, position = [], 0
+    for i, block in enumerate(blocks(pcm, (BLOCK,))):
+        answers.append(gate.process(block, float(i) / 50))
+        position += BLOCK
+        if position - BLOCK < ended_at <= position:
+            gate.end_hang_over()
+    return answers
+
+
+def test_when_the_server_ends_the_turn_the_rest_of_the_hang_over_is_not_sent() -> None:
+    """What follows a request (typing, a chair) never reaches a server VAD that could take it for a new turn."""
+    tone_start, tone_end = 40 * WINDOW, 60 * WINDOW
+    pcm = with_tone(hiss(4.0), tone_start, tone_end)
+    gate = VoiceGate(LoudnessDetector(), pre_roll_ms=300, hang_over_ms=700)
+    ended_at = tone_end + 520 * MS
+    spans = sent_spans(pcm, run_with_turn_end(gate, pcm, ended_at))
+    assert spans[0][0] == tone_start - 300 * MS
+    assert spans[-1][1] <= ended_at + BLOCK, "the hang-over went on after the server had ended the turn"
+    assert gate.counters.openings == 1 and not gate.is_open
+
+
+def test_a_voice_that_goes_on_after_the_server_ended_the_turn_is_sent_whole_in_the_same_opening() -> None:
+    tone_start, pause_start, pause_end, tone_end = 40 * WINDOW, 60 * WINDOW, 60 * WINDOW + 600 * MS, 100 * WINDOW
+    background = hiss(5.0)
+    first = np.frombuffer(with_tone(background, tone_start, pause_start), dtype="<i2").astype(np.float64)
+    pcm = with_tone(first, pause_end, tone_end)
+    gate = VoiceGate(LoudnessDetector(), pre_roll_ms=300, hang_over_ms=700)
+    spans = sent_spans(pcm, run_with_turn_end(gate, pcm, pause_start + 520 * MS))
+    assert spans == [(tone_start - 300 * MS, tone_end + 700 * MS)], "the voice after the pause lost audio"
+    assert gate.counters.openings == 1
+    talking = VoiceGate(LoudnessDetector(), pre_roll_ms=300, hang_over_ms=700)  # the server ends a turn mid-voice
+    assert sent_spans(pcm, run_with_turn_end(talking, pcm, pause_start - 10 * MS)) == spans
+    push = VoiceGate(LoudnessDetector())
+    push.forced_open = True
+    run(push, ra.to_pcm(hiss(0.5)))
+    push.end_hang_over()
+    push.forced_open = False
+    assert push.process(ra.to_pcm(hiss(0.1)), 99.0), "a push-to-talk turn lost its hang-over to the server's VAD"

@@ -26,6 +26,7 @@ from ava_tray.realtime.protocol import (
     ServerError,
     ServerSessionProtocol,
     State,
+    TurnEnded,
 )
 
 CLIENT_EVENT = TypeAdapter(RealtimeClientEvent)
@@ -208,10 +209,10 @@ def test_speech_barges_in_and_the_user_speaking_flag_follows_the_server_vad() ->
     protocol = opened()
     assert protocol.receive({"type": "input_audio_buffer.speech_started", "item_id": "item_1"}) == [BargeIn()]
     assert protocol.user_speaking
-    assert protocol.receive({"type": "input_audio_buffer.speech_stopped"}) == []
+    assert protocol.receive({"type": "input_audio_buffer.speech_stopped"}) == [TurnEnded()]
     assert not protocol.user_speaking
     protocol.receive({"type": "input_audio_buffer.speech_started"})
-    assert protocol.receive({"type": "input_audio_buffer.timeout_triggered"}) == []
+    assert protocol.receive({"type": "input_audio_buffer.timeout_triggered"}) == [TurnEnded()]
     assert not protocol.user_speaking
 
 

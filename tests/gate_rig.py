@@ -16,7 +16,7 @@ import numpy.typing as npt
 import room_audio as ra
 
 from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut, VoiceIO
-from ava_tray.simulator import SimulatedSession
+from ava_tray.simulator import RealtimeSimulator, SimulatedSession
 from ava_tray.simulator.voice import SpeechStarted, TurnDetector
 
 
@@ -91,16 +91,16 @@ def sent_mask(stream: bytes, pieces: list[bytes]) -> npt.NDArray[np.bool_]:
     return sent
 
 
-def server_turns(pieces: list[bytes], sent: npt.NDArray[np.bool_], threshold: float = 500.0,
-                 silence_ms: int = 500) -> tuple[list[int], list[int]]:
-    """Where (stream samples) the server's VAD, given the same appends, started each turn, and where it heard the voice
-    end in each turn it ended (it ends one only after `silence_ms` of quiet): to say which sound it took for speech,
-    and whether it saw each request end."""
+def server_turns(simulator: RealtimeSimulator, pieces: list[bytes],
+                 sent: npt.NDArray[np.bool_]) -> tuple[list[int], list[int]]:
+    """Where (stream samples) `simulator`'s VAD, given the same appends, started each turn, and where it heard the
+    voice end in each turn it ended (it ends one only after its `silence_ms` of quiet): to say which sound it took for
+    speech, and whether it saw each request end."""
     where = np.flatnonzero(sent)
     starts: list[int] = []
     ends: list[int] = []
-    for event in TurnDetector(threshold, silence_ms).feed(b"".join(pieces)):
-        at = (event.audio_start_ms if isinstance(event, SpeechStarted) else event.audio_end_ms) * 24
+    for event in TurnDetector(simulator.speech_threshold, simulator.silence_ms).feed(b"".join(pieces)):
+        at = (event.audio_start_ms if isinstance(event, SpeechStarted) else event.audio_end_ms) * ra.RATE // 1000
         if where.size:
             (starts if isinstance(event, SpeechStarted) else ends).append(int(where[min(at, where.size - 1)]))
     return starts, ends

@@ -51,7 +51,7 @@ RATE: Final = SAMPLE_RATE
 FRAME_SAMPLES: Final = RATE // 100
 """The audio processing module takes exactly 10 ms per call."""
 FRAME_BYTES: Final = FRAME_SAMPLES * BYTES_PER_SAMPLE
-FRAME_MS: Final = 10
+FRAME_MS: Final = 1000 * FRAME_SAMPLES // RATE
 
 AUDIO_MODE_LABELS: Final = {
     "automatic": "Automatic (headsets off, speakers on)",
@@ -267,15 +267,15 @@ class EchoFrontEnd:
                 self.stats.muted_frames += len(pcm) // FRAME_BYTES
                 return bytes(len(pcm))
             return pcm
+        reference = self._take_reference(captured_at)
         resuming = not self._cancelling
         if resuming:
-            first = self._first_reference_at(captured_at)
-            if first is None:
+            if not reference:
                 self.stats.passed_frames += len(pcm) // FRAME_BYTES
                 return pcm
-            self._realign(first, captured_at - len(pcm) / BYTES_PER_SAMPLE / RATE)
+            self._realign(reference[0][0], captured_at - len(pcm) / BYTES_PER_SAMPLE / RATE)
             self._cancelling = True
-        self._feed_reference(captured_at)
+        self._feed_reference(reference)
         if not resuming and captured_at > self.echo_due_until and not self._reference_waiting():
             return self._stop_cancelling(pcm)
         self._near_pending += pcm
@@ -296,13 +296,6 @@ class EchoFrontEnd:
         assert self._canceller is not None
         self._canceller.capture_end = captured_at
         return bytes(out)
-
-    def _first_reference_at(self, until: float) -> float | None:
-        """When the speaker took the oldest reference chunk still waiting, if it took it at or before `until`."""
-        with self._lock:
-            if self._reference and self._reference[0][0] <= until:
-                return self._reference[0][0]
-        return None
 
     def _realign(self, render_from: float, capture_from: float) -> None:
         """Resuming after a pause: keep the module's two streams in step (see `Canceller`). The speaker's stream
@@ -338,19 +331,21 @@ class EchoFrontEnd:
         with self._lock:
             return bool(self._reference)
 
-    def _feed_reference(self, until: float) -> bool:
-        """Give the canceller every reference chunk the speaker took at or before `until`, in order; True if
-        there was any."""
-        chunks: list[bytes] = []
-        last_stamp = 0.0
+    def _take_reference(self, until: float) -> list[tuple[float, bytes]]:
+        """Every reference chunk the speaker took at or before `until`, with when it took it, in order."""
+        chunks: list[tuple[float, bytes]] = []
         with self._lock:
             while self._reference and self._reference[0][0] <= until:
-                last_stamp, chunk = self._reference.popleft()
-                self._reference_bytes -= len(chunk)
-                chunks.append(chunk)
+                stamped = self._reference.popleft()
+                self._reference_bytes -= len(stamped[1])
+                chunks.append(stamped)
+        return chunks
+
+    def _feed_reference(self, chunks: list[tuple[float, bytes]]) -> None:
+        """Give the canceller these reference chunks (`_take_reference`), in order."""
         if not chunks:
-            return False
-        for chunk in chunks:
+            return
+        for _, chunk in chunks:
             self._far_pending += self._resampler.process_bytes(chunk) if self._resampler else chunk
         whole = len(self._far_pending) - len(self._far_pending) % FRAME_BYTES
         began = time.perf_counter()
@@ -360,10 +355,9 @@ class EchoFrontEnd:
             self.stats.far_frames += 1
         del self._far_pending[:whole]
         assert self._canceller is not None
-        self._canceller.render_end = last_stamp + len(chunks[-1]) / BYTES_PER_SAMPLE / self._output_rate
+        last_stamp, last_chunk = chunks[-1]
+        self._canceller.render_end = last_stamp + len(last_chunk) / BYTES_PER_SAMPLE / self._output_rate
         self.stats.cpu_seconds += time.perf_counter() - began
-        return True
-
 
 def measure_echo_removal(seconds: float = 4.0, delay_ms: int = 60, gain: float = 0.5) -> float:
     """A real round of the processing module on a synthetic echo (noise-like far end, `delay_ms` late,

@@ -95,7 +95,7 @@ async def test_spoken_requests_reach_the_server_whole_one_turn_each(requests: ra
     print(summary)
     assert all(r.share >= 0.995 and r.clipped_ms == 0 for r in results), summary
     assert all(r.lead_ms >= 300 for r in results), "less than the server's prefix_padding_ms before a request"
-    starts, ends = server_turns(pieces, sent)
+    starts, ends = server_turns(simulator, pieces, sent)
     said = [((first * ra.FRAME + lag) / ra.RATE, (end * ra.FRAME + lag) / ra.RATE)
             for first, end in requests.utterances]  # in the stream, seconds
     heard = ", ".join(f"{(start - lag) / ra.RATE:.2f}" for start in starts)
@@ -107,6 +107,7 @@ async def test_spoken_requests_reach_the_server_whole_one_turn_each(requests: ra
     assert all(ended), f"the server's VAD could not see a request end: {ended}"
     assert session.speech_started == len(requests.utterances), \
         f"one server turn per request: turns started at {heard} s into the scene; requests spoken at {spoken} s"
+
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("room", ["silent", "fan and keyboard"])

@@ -303,6 +303,8 @@ class _Conversation:
             self.gate = await self.owner.new_gate()
             try:
                 self.voice = self.owner.voice_io_factory()
+                if self.gate is not None:
+                    self.gate.echo_resemblance = self.voice.echo_resemblance
                 await self.voice.open(self._on_mic_block)
             except AudioDeviceError as exc:
                 return SessionEnding(Cause.OTHER, str(exc))

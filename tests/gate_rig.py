@@ -58,6 +58,9 @@ class TeeVoiceIO:
     def wake_on_sound(self, level: float | None) -> None:
         self.inner.wake_on_sound(level)
 
+    def echo_resemblance(self, heard: bytes, ended_at: float) -> float:
+        return self.inner.echo_resemblance(heard, ended_at)
+
     @property
     def is_playing(self) -> bool:
         return self.inner.is_playing

@@ -41,6 +41,9 @@ class SilentVoiceIO:
     def wake_on_sound(self, level: float | None) -> None:
         pass
 
+    def echo_resemblance(self, heard: bytes, ended_at: float) -> float:
+        return 0.0
+
     async def close(self) -> None:
         self.closed += 1
         if self._task is not None:

@@ -49,6 +49,12 @@ class VoiceIO(Protocol):
         batch to fill; None: batches only."""
         ...
 
+    def echo_resemblance(self, heard: bytes, ended_at: float) -> float:
+        """How closely microphone audio (24 kHz int16, the front end's output) that ended at monotonic `ended_at`
+        follows what the speaker played just before it, in [-1, 1] (see `ava_tray/audio/own_voice.py`); 0 when no
+        echo can come back (headphones, nothing played)."""
+        ...
+
     @property
     def is_playing(self) -> bool:
         """True while queued assistant audio has not all reached the device."""

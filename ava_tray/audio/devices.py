@@ -320,6 +320,10 @@ class SoundDeviceVoiceIO:
     def wake_on_sound(self, level: float | None) -> None:
         self._wake_level = level
 
+    def echo_resemblance(self, heard: bytes, ended_at: float) -> float:
+        echo = self.echo
+        return 0.0 if echo is None else echo.resemblance(heard, ended_at)
+
     def set_active(self, active: bool) -> None:
         """Active (someone speaks, AVA speaks or is about to): every microphone block reaches the loop at once
         and the speaker runs. Idle: blocks come `IDLE_BATCH` at a time and the speaker sleeps after a while."""

@@ -42,6 +42,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from ava_tray.audio.own_voice import PlayedAudio
 from ava_tray.audio.resample import LinearResampler
 from ava_tray.realtime.events import BYTES_PER_SAMPLE, SAMPLE_RATE
 
@@ -214,6 +215,8 @@ class EchoFrontEnd:
         self._apm: Any = None
         self._frame_type: Any = None
         self._output_rate = output_rate
+        self._played = PlayedAudio()
+        """What the canceller was handed as reference lately: to tell AVA's voice that slipped past it."""
         if processing == "aec":
             from livekit import rtc
 
@@ -297,6 +300,13 @@ class EchoFrontEnd:
         self._canceller.capture_end = captured_at
         return bytes(out)
 
+    def resemblance(self, heard: bytes, ended_at: float) -> float:
+        """How closely cancelled microphone audio that ended at `ended_at` follows the reference played before it
+        (`own_voice.PlayedAudio.heard_in`); 0 unless cancelling echo."""
+        if self.processing != "aec":
+            return 0.0
+        return self._played.heard_in(np.frombuffer(heard, dtype="<i2"), ended_at, self._delay_ms / 1000)
+
     def _realign(self, render_from: float, capture_from: float) -> None:
         """Resuming after a pause: keep the module's two streams in step (see `Canceller`). The speaker's stream
         resumes at `render_from`, the microphone's at `capture_from`; whichever skipped more time gets that much
@@ -345,8 +355,10 @@ class EchoFrontEnd:
         """Give the canceller these reference chunks (`_take_reference`), in order."""
         if not chunks:
             return
-        for _, chunk in chunks:
-            self._far_pending += self._resampler.process_bytes(chunk) if self._resampler else chunk
+        for stamp, chunk in chunks:
+            at_our_rate = self._resampler.process_bytes(chunk) if self._resampler else chunk
+            self._far_pending += at_our_rate
+            self._played.add(stamp, np.frombuffer(at_our_rate, dtype="<i2"))
         whole = len(self._far_pending) - len(self._far_pending) % FRAME_BYTES
         began = time.perf_counter()
         for start in range(0, whole, FRAME_BYTES):

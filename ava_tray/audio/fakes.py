@@ -103,6 +103,9 @@ class FakeVoiceIO:
     def wake_on_sound(self, level: float | None) -> None:
         self.wake_level = level
 
+    def echo_resemblance(self, heard: bytes, ended_at: float) -> float:
+        return 0.0  # no echo path
+
     @property
     def is_playing(self) -> bool:
         return bool(self._speaker_queue)

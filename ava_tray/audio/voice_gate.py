@@ -15,12 +15,14 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from ava_tray.audio.own_voice import HEARD_S, SAME_VOICE
 from ava_tray.realtime.events import BYTES_PER_SAMPLE, SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,14 @@ ECHO_GUARD_WINDOWS = 3
 """While AVA speaks, windows in a row (about 100 ms) that must be judged speech to open the gate: a burst of AVA's
 own voice that slips past echo cancellation as a reply starts (40-80 ms, measured) does not open it, a user
 talking over AVA does, its pre-roll counted from the run's first window."""
+UNLIKE_TO_OPEN = 2
+"""While AVA speaks, windows in a row whose audio does not resemble what the speaker played, needed to open the gate:
+one stretch of AVA's echo that happens to look unlike it does not, a user (who rarely resembles it) costs one window
+more."""
+
+EchoResemblance = Callable[[bytes, float], float]
+"""(microphone audio, monotonic time it ended) -> how closely it follows what the speaker played just before: at or
+above `own_voice.SAME_VOICE`, AVA's own voice slipped past echo cancellation, and the gate stays shut."""
 
 
 class SpeechDetector(Protocol):
@@ -197,6 +207,13 @@ class VoiceGate:
         self._sounding = False
         self._withheld_after: int | None = None
         """Set by `end_hang_over`: the gate, still open, sends nothing more unless speech is heard after this."""
+        self.echo_resemblance: EchoResemblance | None = None
+        """Set by the conversation once the devices are open: the second opinion asked before AVA's voice could open
+        the gate while AVA speaks (None: not asked)."""
+        self.own_voice_refusals = 0
+        """Times the gate stayed shut because what it heard followed what the speaker played."""
+        self._refusing_run = False
+        self._unlike_run = 0
         self._reset_stream()
 
     # -- settings -------------------------------------------------------------------------------------------
@@ -359,6 +376,9 @@ class VoiceGate:
         for window in windows:
             window_end += self._window
             voice_start = self._judge(window, window_end)
+            if voice_start is not None and self._open_from is None and self._ava_speaking \
+                    and self._sounds_like_ava(window_end, captured_at - (self._position - window_end) / SAMPLE_RATE):
+                voice_start = None
             if voice_start is not None:
                 self._last_voice_end = self._last_heard_end = window_end
                 self._sounding = True
@@ -396,10 +416,38 @@ class VoiceGate:
         needed = 1 if self._open_from is not None or not self._ava_speaking else ECHO_GUARD_WINDOWS
         return self._speech_run_start if self._speech_run >= needed else None
 
+    def _sounds_like_ava(self, window_end: int, ended_at: float) -> bool:
+        """Whether the audio up to `window_end` (ending at monotonic `ended_at`) follows what AVA's speaker played:
+        then it is AVA's own voice that slipped past echo cancellation, and the gate stays shut. It is taken for the
+        user's once `UNLIKE_TO_OPEN` windows in a row do not."""
+        if self.echo_resemblance is None:
+            return False
+        start = max(self._held_start, window_end - round(HEARD_S * SAMPLE_RATE))
+        heard = bytes(self._held[(start - self._held_start) * BYTES_PER_SAMPLE :
+                                 (window_end - self._held_start) * BYTES_PER_SAMPLE])
+        resemblance = self.echo_resemblance(heard, ended_at)
+        if resemblance < SAME_VOICE:
+            self._unlike_run += 1
+            if self._unlike_run < UNLIKE_TO_OPEN:
+                return True
+            if self._refusing_run:
+                logger.info("voice gate: a voice unlike AVA's came in over its own (resemblance %.2f)", resemblance)
+            self._refusing_run = False
+            return False
+        self._unlike_run = 0
+        self.own_voice_refusals += 1
+        if not self._refusing_run:
+            logger.info("voice gate: AVA's own voice came back past echo cancellation (resemblance %.2f); "
+                        "the gate stays shut", resemblance)
+        self._refusing_run = True
+        return True
+
     def _count(self, heard: bool, window_end: int) -> None:
         """Follow the run of windows in a row judged speech, and where it began."""
         if not heard:
             self._speech_run = 0
+            self._refusing_run = False
+            self._unlike_run = 0
             return
         if not self._speech_run:
             self._speech_run_start = window_end - self._window
@@ -469,6 +517,8 @@ class VoiceGate:
         self._loud_run = 0
         self._dozing = True
         self._speech_run = 0
+        self._refusing_run = False
+        self._unlike_run = 0
         self._recent.clear()
         self._background = BackgroundLevel(self._segment_windows)
         self._detector.reset()

@@ -17,6 +17,7 @@ import pytest
 import room_audio as ra
 from gate_rig import TeeVoiceIO, appended, delivered, lag_of, sent_mask, server_turns
 
+from ava_tray.audio import echo
 from ava_tray.audio.devices import SoundDeviceVoiceIO
 from ava_tray.engine import AvaEngine, LaunchOptions
 from ava_tray.history import ReconnectHistory
@@ -172,18 +173,52 @@ def new_reply_playing(simulator: RealtimeSimulator, known: set[str]) -> bool:
 async def test_talking_over_ava_on_speakers_interrupts_it_and_its_own_voice_does_not(espeak: None) -> None:
     """What the user notices: AVA stops talking when talked over (the server heard speech, the client cut its
     playback and told the server what was heard), and never because of its own voice."""
+    await talk_over_ava(replies=3, barge_ins=5)
+
+
+class LeakyCanceller:
+    """A fault put in on purpose: a real WebRTC processing module that is handed AVA's voice as always and then
+    removes nothing from the microphone, as echo cancellation does for a moment when the echo path jumps."""
+
+    real_module = staticmethod(echo._new_apm)
+
+    def __init__(self) -> None:
+        self.module = self.real_module()
+
+    def process_reverse_stream(self, frame: object) -> None:
+        self.module.process_reverse_stream(frame)
+
+    def set_stream_delay_ms(self, delay_ms: int) -> None:
+        self.module.set_stream_delay_ms(delay_ms)
+
+    def process_stream(self, frame: object) -> None:
+        pass  # AVA's voice comes back whole
+
+
+@pytest.mark.timeout(180)
+async def test_when_echo_cancellation_lets_avas_voice_through_it_still_does_not_interrupt_itself(
+        espeak: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Echo cancellation removing nothing at all: the voice gate knows AVA's own voice by what the speaker played,
+    so AVA goes on talking; a user talking over it still cuts it off."""
+    monkeypatch.setattr(echo, "_new_apm", LeakyCanceller)
+    await talk_over_ava(replies=3, barge_ins=3)
+
+
+async def talk_over_ava(*, replies: int, barge_ins: int) -> None:
+    """AVA on speakers with its voice looped back into the microphone: `replies` it must not cut itself, then
+    `barge_ins` replies the user's "Stop, wait a moment." must cut, one server turn each."""
     stop = ra.scene([ra.speak("Stop, wait a moment.", "en-us", 170)], [0.1, 0.3], None, speech_rms_dbfs=-28)
     async with RealtimeSimulator(record_audio=False) as simulator, \
             running_ava(simulator, audio_mode="speakers") as (engine, _voices):
         session = simulator.sessions[-1]
         with pulse.echo_path():
-            for attempt in range(3):
+            for attempt in range(replies):
                 await wait_quiet(simulator, engine)
                 started = session.speech_started
                 assert simulator.request_reply(2.0)
                 await wait_quiet(simulator, engine)
                 assert session.speech_started == started, f"AVA took its own voice for the user ({attempt + 1})"
-            for attempt in range(5):
+            for attempt in range(barge_ins):
                 await wait_quiet(simulator, engine)
                 started, cuts = session.speech_started, len(session.truncates)
                 known = {item for s in simulator.open_sessions for item in s.assistant_audio_ms}

@@ -409,6 +409,51 @@ def test_while_ava_speaks_a_short_burst_does_not_open_the_gate_and_a_voice_does(
     assert guarded.counters.openings == 1
 
 
+class PlayedLike:
+    """Stands in for the devices' `echo_resemblance` (measured for real in test_own_voice.py): says `resemblance`
+    for every question, and keeps the questions."""
+
+    def __init__(self, resemblance: float) -> None:
+        self.resemblance = resemblance
+        self.asked: list[tuple[bytes, float]] = []
+
+    def __call__(self, heard: bytes, ended_at: float) -> float:
+        self.asked.append((heard, ended_at))
+        return self.resemblance
+
+
+def test_while_ava_speaks_a_voice_that_follows_what_the_speaker_played_keeps_the_gate_shut() -> None:
+    """AVA's own voice slipping past echo cancellation for as long as it likes: nothing is sent. A voice that does
+    not follow what was played opens the gate, its pre-roll from the run's first window."""
+    tone_start = 40 * WINDOW
+    voice = with_tone(hiss(4.0), tone_start, 80 * WINDOW)
+    shut = VoiceGate(LoudnessDetector(), pre_roll_ms=300, hang_over_ms=700)
+    shut.ava_speaking = True
+    shut.echo_resemblance = avas = PlayedLike(0.95)
+    assert not any(run(shut, voice))
+    assert shut.counters.openings == 0 and shut.own_voice_refusals >= 30
+    heard, ended_at = avas.asked[0]
+    end = round((ended_at - 100.0) * ra.RATE)
+    assert end % WINDOW == 0 and tone_start < end <= tone_start + 4 * WINDOW, "asked at the window that would open"
+    assert heard == voice[(end - 300 * MS) * 2 : end * 2], "about the 300 ms of audio up to that window"
+
+    opened = VoiceGate(LoudnessDetector(), pre_roll_ms=300, hang_over_ms=700)
+    opened.ava_speaking = True
+    opened.echo_resemblance = users = PlayedLike(0.3)
+    spans = sent_spans(voice, run(opened, voice))
+    assert spans[0][0] == tone_start - 300 * MS and opened.counters.openings == 1
+    assert len(users.asked) == 2, "opened once two windows in a row did not resemble AVA, then asked no more"
+    assert opened.own_voice_refusals == 0
+
+
+def test_with_ava_silent_the_speaker_is_not_asked_about() -> None:
+    voice = with_tone(hiss(3.0), 40 * WINDOW, 60 * WINDOW)
+    gate = VoiceGate(LoudnessDetector())
+    gate.echo_resemblance = asked = PlayedLike(0.95)
+    assert any(run(gate, voice))
+    assert not asked.asked
+
+
 class FirstWindowsDetector(LoudnessDetector):
     """Hears speech in the first `windows` loud windows after a reset, then never again (a voice whose tail the model
     no longer calls speech)."""

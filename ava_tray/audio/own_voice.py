@@ -150,3 +150,18 @@ class PlayedAudio:
         began = ended_at - heard.size / SAMPLE_RATE
         played = self.between(began - delay_s - EARLIEST_S, ended_at - LATEST_S)
         return resemblance(heard, played)
+
+
+def measure_on_synthetic_echo() -> float:
+    """The resemblance of a synthetic echo of the simulator's voice (150 ms late, 20 dB down, a reflection) to what
+    was played: the self-test's proof that the check works where AVA runs (the frozen build's numpy)."""
+    from ava_tray.simulator.voice import synthetic_voice
+
+    played = np.frombuffer(synthetic_voice(2.0), dtype="<i2").astype(np.float64)
+    delay = SAMPLE_RATE * 150 // 1000
+    echo = np.zeros_like(played)
+    echo[delay:] = played[: played.size - delay] * 0.1
+    echo[delay + 60 :] += played[: played.size - delay - 60] * 0.04
+    heard = slice(SAMPLE_RATE * 3 // 2 - round(HEARD_S * SAMPLE_RATE), SAMPLE_RATE * 3 // 2)
+    before = slice(heard.start - round(EARLIEST_S * SAMPLE_RATE), heard.stop)
+    return resemblance(echo[heard].astype(np.int16), played[before].astype(np.int16))

@@ -6,7 +6,8 @@ Run by bench.py (through `bash scripts/bench.sh`), each section side by side in 
   8. speech delivered: labelled espeak-ng requests (several voices and speeds, quiet and typing between): the share
      of speech frames that reach the server, onset clipping, the pre-roll, server turns, and the end-of-turn delay
      the gate adds;
-  9. on the real echo path (speakers): AVA's own voice starting a turn (self-interruptions) and barge-in;
+  9. on the real echo path (speakers): AVA's own voice starting a turn (self-interruptions) and barge-in, also with
+     echo cancellation made to let AVA's voice through (a fault put in), with and without the gate's own-voice check;
  10. the user's voice while AVA speaks with echo cancellation on: attenuation with no echo path (first reply and a
      later one) and level against the simulator's VAD threshold on the echo path.
 Figures and ratios only: nothing here asserts.
@@ -25,14 +26,16 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pulse
 import room_audio as ra
 from double_talk import level_over_reply, user_voice
-from gate_rig import TeeVoiceIO, appended, delivered, lag_of, sent_mask, utterance_ends
+from gate_rig import LeakyCanceller, TeeVoiceIO, appended, delivered, lag_of, sent_mask, utterance_ends
 from waits import wait_until
 
+from ava_tray.audio import echo, voice_gate
 from ava_tray.audio.devices import SoundDeviceVoiceIO
 from ava_tray.audio.echo import EchoMemory
 from ava_tray.engine import AvaEngine, LaunchOptions
@@ -326,6 +329,25 @@ async def wait_quiet(simulator: RealtimeSimulator, engine: AvaEngine, hold: floa
 
 async def bench_echo_path(replies: int) -> None:
     header(f"9. On the echo path (speakers, PulseAudio loopback 60 ms at {pulse.LOOPBACK_VOLUME}), voice gate on")
+    own, cut, latencies = await echo_path_run(replies, replies)
+    print(f"self-interruptions (AVA's own voice started a turn): {own}/{replies}  (goal 0/{replies})")
+    timing = f", the user's first word -> AVA cut: median {statistics.median(latencies):.0f} ms" if latencies else ""
+    print(f"barge-in (\"Stop, wait a moment.\" over AVA cut it):   {cut}/{replies}  (goal {replies}/{replies}){timing}",
+          flush=True)
+    # The fault the gate's own-voice check is for: echo cancellation letting AVA's voice through (an echo path that
+    # jumped). Put in on purpose, with and without the check, side by side.
+    with mock.patch.object(echo, "_new_apm", LeakyCanceller):
+        own, cut, latencies = await echo_path_run(replies, replies)
+        with mock.patch.object(voice_gate, "SAME_VOICE", 2.0):  # a resemblance is at most 1: the check never says AVA
+            unchecked, _, _ = await echo_path_run(replies, 0)
+    timing = f", median {statistics.median(latencies):.0f} ms" if latencies else ""
+    print(f"echo cancellation removing nothing (a fault put in): self-interruptions {own}/{replies}, barge-in "
+          f"{cut}/{replies}{timing}; without the own-voice check: self-interruptions {unchecked}/{replies}", flush=True)
+
+
+async def echo_path_run(replies: int, barge_ins: int) -> tuple[int, int, list[float]]:
+    """`replies` replies on the echo path, then `barge_ins` replies talked over; return (AVA's own voice starting a
+    turn, replies the user cut, ms from the user's first word to the cut)."""
     stop = ra.scene([ra.speak("Stop, wait a moment.", "en-us", 170)], [0.1, 0.3], None, speech_rms_dbfs=-28)
     async with RealtimeSimulator(record_audio=False) as simulator, \
             running_ava(simulator, audio_mode="speakers") as (engine, _voice):
@@ -339,7 +361,7 @@ async def bench_echo_path(replies: int) -> None:
                 await wait_quiet(simulator, engine)
                 own += session.speech_started > started
             cut, latencies = 0, []
-            for _ in range(replies):
+            for _ in range(barge_ins):
                 await wait_quiet(simulator, engine)
                 cuts = len(session.truncates)
                 known = {item for s in simulator.open_sessions for item in s.assistant_audio_ms}
@@ -353,10 +375,7 @@ async def bench_echo_path(replies: int) -> None:
                 if len(session.truncates) > cuts:
                     cut += 1
                     latencies.append((time.monotonic() - began) * 1000)
-    print(f"self-interruptions (AVA's own voice started a turn): {own}/{replies}  (goal 0/{replies})")
-    timing = f", the user's first word -> AVA cut: median {statistics.median(latencies):.0f} ms" if latencies else ""
-    print(f"barge-in (\"Stop, wait a moment.\" over AVA cut it):   {cut}/{replies}  (goal {replies}/{replies}){timing}",
-          flush=True)
+    return own, cut, latencies
 
 
 # -- 10. the user's voice while AVA speaks ----------------------------------------------------------------------

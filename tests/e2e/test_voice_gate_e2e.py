@@ -15,7 +15,7 @@ import numpy as np
 import pulse
 import pytest
 import room_audio as ra
-from gate_rig import TeeVoiceIO, appended, delivered, lag_of, sent_mask, server_turns
+from gate_rig import LeakyCanceller, TeeVoiceIO, appended, delivered, lag_of, sent_mask, server_turns
 
 from ava_tray.audio import echo
 from ava_tray.audio.devices import SoundDeviceVoiceIO
@@ -174,25 +174,6 @@ async def test_talking_over_ava_on_speakers_interrupts_it_and_its_own_voice_does
     """What the user notices: AVA stops talking when talked over (the server heard speech, the client cut its
     playback and told the server what was heard), and never because of its own voice."""
     await talk_over_ava(replies=3, barge_ins=5)
-
-
-class LeakyCanceller:
-    """A fault put in on purpose: a real WebRTC processing module that is handed AVA's voice as always and then
-    removes nothing from the microphone, as echo cancellation does for a moment when the echo path jumps."""
-
-    real_module = staticmethod(echo._new_apm)
-
-    def __init__(self) -> None:
-        self.module = self.real_module()
-
-    def process_reverse_stream(self, frame: object) -> None:
-        self.module.process_reverse_stream(frame)
-
-    def set_stream_delay_ms(self, delay_ms: int) -> None:
-        self.module.set_stream_delay_ms(delay_ms)
-
-    def process_stream(self, frame: object) -> None:
-        pass  # AVA's voice comes back whole
 
 
 @pytest.mark.timeout(180)

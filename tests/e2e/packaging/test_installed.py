@@ -255,6 +255,8 @@ def test_installed_self_test_without_system_portaudio(installed: Path, tmp_path:
     assert re.search(r"^OK +simulated session: .*completed", result.stdout, re.M)
     assert re.search(r"^OK +echo cancellation: on; \d+ dB", result.stdout, re.M), "the bundled livekit_ffi loads"
     assert re.search(r"^OK +voice detector: Silero VAD; ", result.stdout, re.M), "the bundled detector loads"
+    assert re.search(r"^OK +voice detector: .*AVA's own echo recognised", result.stdout, re.M), \
+        "the gate's own-voice check runs on the frozen build's numpy (no numpy.fft there)"
     assert "frozen at /opt/ava-tray/_internal" in result.stdout
 
 

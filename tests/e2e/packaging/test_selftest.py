@@ -86,6 +86,7 @@ def test_headless_self_test_passes(tmp_path: Path) -> None:
     assert status == "OK" and detail.startswith("stdio and streamable HTTP; available (SDK "), detail
     status, detail = lines["voice detector"]
     assert status == "OK" and detail.startswith("Silero VAD; a synthetic voice heard as speech"), detail
+    assert "AVA's own echo recognised (resemblance 0.9" in detail, "the gate's own-voice check works here"
     status, detail = lines["simulated session"]
     assert status == "OK" and "completed" in detail and "closed 1000" in detail
     assert result.stdout.splitlines()[-1].startswith("self-test passed: ")

@@ -7,7 +7,14 @@ import numpy.typing as npt
 import pytest
 import room_audio as ra  # tests/room_audio.py
 
-from ava_tray.audio.own_voice import EARLIEST_S, HEARD_S, SAME_VOICE, PlayedAudio, resemblance
+from ava_tray.audio.own_voice import (
+    EARLIEST_S,
+    HEARD_S,
+    SAME_VOICE,
+    PlayedAudio,
+    measure_on_synthetic_echo,
+    resemblance,
+)
 from ava_tray.simulator.voice import synthetic_voice
 
 RATE = ra.RATE
@@ -119,3 +126,7 @@ def test_the_echo_is_found_as_late_as_the_devices_latency_says(espeak: None) -> 
     heard = as_pcm(echo[end - HEARD : end])
     assert played.heard_in(heard, end / RATE, latency_s) >= SAME_VOICE
     assert played.heard_in(heard, end / RATE, 0.0) < SAME_VOICE, "a control: beyond the delays searched"
+
+
+def test_the_self_tests_synthetic_echo_is_recognised() -> None:
+    assert measure_on_synthetic_echo() >= SAME_VOICE

@@ -53,10 +53,6 @@ ECHO_GUARD_WINDOWS = 3
 """While AVA speaks, windows in a row (about 100 ms) that must be judged speech to open the gate: a burst of AVA's
 own voice that slips past echo cancellation as a reply starts (40-80 ms, measured) does not open it, a user
 talking over AVA does, its pre-roll counted from the run's first window."""
-UNLIKE_TO_OPEN = 2
-"""While AVA speaks, windows in a row whose audio does not resemble what the speaker played, needed to open the gate:
-one stretch of AVA's echo that happens to look unlike it does not, a user (who rarely resembles it) costs one window
-more."""
 
 EchoResemblance = Callable[[bytes, float], float]
 """(microphone audio, monotonic time it ended) -> how closely it follows what the speaker played just before: at or
@@ -213,7 +209,6 @@ class VoiceGate:
         self.own_voice_refusals = 0
         """Times the gate stayed shut because what it heard followed what the speaker played."""
         self._refusing_run = False
-        self._unlike_run = 0
         self._reset_stream()
 
     # -- settings -------------------------------------------------------------------------------------------
@@ -417,24 +412,22 @@ class VoiceGate:
         return self._speech_run_start if self._speech_run >= needed else None
 
     def _sounds_like_ava(self, window_end: int, ended_at: float) -> bool:
-        """Whether the audio up to `window_end` (ending at monotonic `ended_at`) follows what AVA's speaker played:
-        then it is AVA's own voice that slipped past echo cancellation, and the gate stays shut. It is taken for the
-        user's once `UNLIKE_TO_OPEN` windows in a row do not."""
+        """Whether the audio up to `window_end` (ending at monotonic `ended_at`), which would open the gate while AVA
+        speaks, follows what AVA's speaker played: then it is AVA's own voice that slipped past echo cancellation, and
+        the gate stays shut. Asked at each window of the run until it does not (the user's voice has taken over)."""
         if self.echo_resemblance is None:
             return False
         start = max(self._held_start, window_end - round(HEARD_S * SAMPLE_RATE))
         heard = bytes(self._held[(start - self._held_start) * BYTES_PER_SAMPLE :
                                  (window_end - self._held_start) * BYTES_PER_SAMPLE])
         resemblance = self.echo_resemblance(heard, ended_at)
+        logger.debug("voice gate: resemblance to what AVA played %.2f (run of %d windows)", resemblance,
+                     self._speech_run)
         if resemblance < SAME_VOICE:
-            self._unlike_run += 1
-            if self._unlike_run < UNLIKE_TO_OPEN:
-                return True
             if self._refusing_run:
                 logger.info("voice gate: a voice unlike AVA's came in over its own (resemblance %.2f)", resemblance)
             self._refusing_run = False
             return False
-        self._unlike_run = 0
         self.own_voice_refusals += 1
         if not self._refusing_run:
             logger.info("voice gate: AVA's own voice came back past echo cancellation (resemblance %.2f); "
@@ -447,7 +440,6 @@ class VoiceGate:
         if not heard:
             self._speech_run = 0
             self._refusing_run = False
-            self._unlike_run = 0
             return
         if not self._speech_run:
             self._speech_run_start = window_end - self._window
@@ -518,7 +510,6 @@ class VoiceGate:
         self._dozing = True
         self._speech_run = 0
         self._refusing_run = False
-        self._unlike_run = 0
         self._recent.clear()
         self._background = BackgroundLevel(self._segment_windows)
         self._detector.reset()

@@ -76,15 +76,20 @@ async def wait_quiet(simulator: RealtimeSimulator, hold: float = 1.2, timeout: f
 
 async def unsolicited_reply(simulator: RealtimeSimulator, *, during: bytes | None = None) -> bool:
     """AVA says a 2 s reply nobody asked for (optionally while `during` is played into the microphone);
-    return whether the reply was cut off (cancelled after a `speech_started`)."""
+    return whether the reply was cut off (cancelled after a `speech_started`; with `during`, also AVA's playback cut
+    and the server told what was heard, once the server had streamed the whole reply: it streams twice as fast as
+    AVA plays, so a user who stops AVA after its first second never reaches a response still in progress)."""
     session = simulator.sessions[-1]
-    sent, cancelled = session.replies_sent, session.replies_cancelled
+    sent, cancelled, truncated = session.replies_sent, session.replies_cancelled, len(session.truncates)
     assert simulator.request_reply(REPLY_SECONDS)
+    played_by = time.monotonic() + REPLY_SECONDS + 1.0  # AVA's whole reply heard, and the devices' latency
     if during is not None:
         await pulse.wait_until(lambda: _reply_audio_started(simulator), timeout=5, what="the reply's audio")
         async with pulse.feed_mic(during):
-            await simulator.wait_for(lambda: session.replies_sent > sent or session.replies_cancelled > cancelled,
+            await simulator.wait_for(lambda: session.replies_cancelled > cancelled or len(session.truncates) > truncated
+                                     or (session.replies_sent > sent and time.monotonic() > played_by),
                                      REPLY_SECONDS + 10)
+        return session.replies_cancelled > cancelled or len(session.truncates) > truncated
     else:
         await simulator.wait_for(lambda: session.replies_sent > sent or session.replies_cancelled > cancelled,
                                  REPLY_SECONDS + 10)

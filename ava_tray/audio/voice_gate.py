@@ -397,6 +397,7 @@ class VoiceGate:
         if self._push_to_talk or (self._open_from is None and window_end > self._awake_until):
             self._dozing = True
             self._speech_run = 0
+            self._refusing_run = False
             self._recent.append((window, window_end))
             return None
         threshold = self._open_threshold if self._open_from is None else max(0.05, self._open_threshold - 0.15)

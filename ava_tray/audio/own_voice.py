@@ -131,9 +131,6 @@ class PlayedAudio:
         while self._chunks and self._chunks[0][0] < taken_at - self._keep_s:
             self._chunks.popleft()
 
-    def clear(self) -> None:
-        self._chunks.clear()
-
     def between(self, start: float, end: float) -> npt.NDArray[np.int16]:
         """The played audio from `start` to `end`, silence where nothing played."""
         out = np.zeros(max(0, round((end - start) * SAMPLE_RATE)), dtype=np.int16)

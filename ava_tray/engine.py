@@ -472,14 +472,13 @@ class _ReportedVoiceIO:
         self.inner = inner
         self._opened = opened
         self._cut = cut
+        self.play: Callable[[str, bytes], None] = inner.play
+        """The inner `play` itself: nothing added on the path to the speaker."""
 
     async def open(self, on_mic_block: MicBlockHandler) -> None:
         await self.inner.open(on_mic_block)
         front = getattr(self.inner, "echo", None)
         self._opened(getattr(front, "state", None))
-
-    def play(self, item_id: str, pcm: bytes) -> None:
-        self.inner.play(item_id, pcm)
 
     def interrupt(self) -> PlaybackCut | None:
         cut = self.inner.interrupt()

@@ -159,7 +159,14 @@ def check_session() -> CheckResult:
 
 async def _simulated_session() -> CheckResult:
     from ava_tray.realtime.connection import Keepalive, open_connection
-    from ava_tray.realtime.events import SessionConfig, encode, response_create, session_update
+    from ava_tray.realtime.events import (
+        SessionConfig,
+        audio_codec,
+        audio_delta_pcm,
+        encode,
+        response_create,
+        session_update,
+    )
     from ava_tray.simulator import RealtimeSimulator
 
     loop = asyncio.get_running_loop()
@@ -174,11 +181,12 @@ async def _simulated_session() -> CheckResult:
                 await websocket.send(encode(session_update(SessionConfig())))
                 await _expect(websocket, "session.updated")
                 await websocket.send(encode(response_create()))
-                deltas, status = 0, None
+                deltas, audio_bytes, status = 0, 0, None
                 while True:
                     event = await _next_event(websocket)
                     if event["type"] == "response.output_audio.delta":
                         deltas += 1
+                        audio_bytes += len(audio_delta_pcm(event))
                     elif event["type"] == "response.done":
                         status = event.get("response", {}).get("status")
                         break
@@ -191,12 +199,14 @@ async def _simulated_session() -> CheckResult:
         await simulator.stop()
     if status != "completed":
         raise SelfTestFailure(f"the response ended with status {status!r}, not 'completed'")
-    if not deltas:
+    if not deltas or not audio_bytes:
         raise SelfTestFailure("the response carried no audio")
     if code != 1000:
         raise SelfTestFailure(f"the socket closed with code {code}, not 1000")
-    return CheckResult("OK", "simulated session", f"created, updated, {deltas} audio deltas, completed, closed "
-                       f"1000 in {loop.time() - began:.2f} s")
+    codec, fast = audio_codec()
+    return CheckResult("OK" if fast else "WARN", "simulated session",
+                       f"created, updated, {deltas} audio deltas ({codec}), completed, closed 1000 in "
+                       f"{loop.time() - began:.2f} s")
 
 
 async def _next_event(websocket: Any) -> dict[str, Any]:

@@ -659,6 +659,11 @@ class _ServerSession:
         """Act on the protocol's intents: this socket's own, and the conversation's through `carry_out`."""
         for intent in intents:
             match intent:
+                case PlayAudio():  # first: most events are audio, on the path to the speaker
+                    self.conversation.carry_out(self, intent)
+                    handed_at = self.conversation.handed_at
+                    if received_at is not None and handed_at is not None:
+                        self.owner.latency.socket_to_device.add((handed_at - received_at) * 1000.0)
                 case Configure():
                     self.protocol.configure(self._session_config(), self.owner.transcript.replay_item())
                 case Ready():
@@ -673,11 +678,6 @@ class _ServerSession:
                 case Fatal():
                     if self.ws is not None:
                         self.fatal_close = asyncio.create_task(self.ws.close(), name="ava-session-close-fatal")
-                case PlayAudio():
-                    self.conversation.carry_out(self, intent)
-                    handed_at = self.conversation.handed_at
-                    if received_at is not None and handed_at is not None:
-                        self.owner.latency.socket_to_device.add((handed_at - received_at) * 1000.0)
                 case BargeIn() | TurnEnded() | RunTool() | Heard():
                     self.conversation.carry_out(self, intent)
                 case Used(usage=usage):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
+
+# Audio travels as base64 both ways (a 100 ms delta is 6.4 kB of it): pybase64's SIMD codec does in ~1 µs what the
+# standard library does in ~20, on the path from the socket to the speaker and from the microphone to the socket.
+import pybase64
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +112,17 @@ def _cost_controls(config: SessionConfig) -> dict[str, Any]:
     return fields
 
 
+def audio_codec() -> tuple[str, bool]:
+    """Which base64 codec carries the audio, and whether it is the fast one (pybase64's C extension)."""
+    version = pybase64.get_version()
+    fast = "C extension active" in version
+    return (f"base64 by pybase64 {version.split(' ')[0]}, C" if fast else
+            f"base64 by pybase64's slow Python fallback ({version})"), fast
+
+
 def input_audio_append(pcm: bytes) -> dict[str, Any]:
     """Append microphone PCM (24 kHz mono int16) to the input buffer."""
-    return {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode("ascii")}
+    return {"type": "input_audio_buffer.append", "audio": pybase64.b64encode_as_string(pcm)}
 
 
 def item_truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
@@ -175,7 +186,7 @@ def audio_delta_pcm(event: dict[str, Any]) -> bytes:
     if not isinstance(delta, str):
         raise MalformedServerEvent("audio delta without base64 `delta`")
     try:
-        return base64.b64decode(delta, validate=True)
+        return pybase64.b64decode(delta, validate=True)
     except ValueError as exc:
         raise MalformedServerEvent("audio delta is not valid base64") from exc
 

@@ -252,7 +252,8 @@ def test_installed_self_test_without_system_portaudio(installed: Path, tmp_path:
     assert "Traceback" not in result.stdout + result.stderr
     portaudio = next(line for line in result.stdout.splitlines() if " portaudio: " in line)
     assert portaudio.startswith("OK") and f"({installed}/_internal/libportaudio.so.2)" in portaudio
-    assert re.search(r"^OK +simulated session: .*completed", result.stdout, re.M)
+    assert re.search(r"^OK +simulated session: .*\(base64 by pybase64 [\d.]+, C\), completed", result.stdout, re.M), \
+        "the bundled pybase64 has its C extension"
     assert re.search(r"^OK +echo cancellation: on; \d+ dB", result.stdout, re.M), "the bundled livekit_ffi loads"
     assert re.search(r"^OK +voice detector: Silero VAD; ", result.stdout, re.M), "the bundled detector loads"
     assert re.search(r"^OK +voice detector: .*AVA's own echo recognised", result.stdout, re.M), \

@@ -89,6 +89,7 @@ def test_headless_self_test_passes(tmp_path: Path) -> None:
     assert "AVA's own echo recognised (resemblance 0.9" in detail, "the gate's own-voice check works here"
     status, detail = lines["simulated session"]
     assert status == "OK" and "completed" in detail and "closed 1000" in detail
+    assert re.search(r"\(base64 by pybase64 [\d.]+, C\)", detail), "audio decoded by pybase64's fast codec"
     assert result.stdout.splitlines()[-1].startswith("self-test passed: ")
 
 

@@ -8,9 +8,10 @@ layer, using the WebRTC audio processing module shipped in the `livekit` package
 It works only while there is an echo to remove: from AVA's first audible block until `ECHO_TAIL_S` (plus the
 devices' latency) after its last one. In between replies the microphone passes untouched and the speaker's
 silence is not copied, so a silent room costs nothing here. The module is never reset between replies: what
-AEC3 has learnt of the echo path stays. That matters for double talk: until AEC3 has heard a few seconds of AVA
-with no echo coming back (headphones, a speaker far away) its suppressor assumes there is one and takes 3-11 dB
-off a user who talks over AVA (measured); later replies pass the user within about 1 dB. WebRTC's noise
+AEC3 has learnt of the echo path stays. That matters for double talk: until AEC3 has heard a few seconds of far
+end, its suppressor assumes a loud echo and takes 4-20 dB off a user who talks over AVA (measured). So a fresh
+module is first warmed up offline (`warmed_up`); the user then keeps their level within about 1 dB from AVA's
+first reply on. WebRTC's noise
 suppression is not used: it took a further 9 dB off steady voiced sounds during AVA's replies, and it could only
 ever run while AVA speaks (the server has its own noise reduction, and the voice gate its own speech model).
 
@@ -72,6 +73,9 @@ still on its way back, and the room's reverberation."""
 REALIGN_LIMIT_S: Final = 0.5
 """On resuming, at most this much silence keeps the canceller's two streams in step (more means a stalled loop,
 not a pause)."""
+WARM_UP_S: Final = 5.5
+"""How much far end a fresh canceller is warmed up with (`warmed_up`): past AEC3's cautious start (about 5 s),
+short of its transparent mode (about 6 s)."""
 REFERENCE_LIMIT_S: Final = 2.0
 """Reference audio kept for the loop at most; older chunks are dropped (a stalled loop loses echo, not memory)."""
 
@@ -122,6 +126,34 @@ def _new_apm() -> Any:
     return rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True)
 
 
+def warmed_up(apm: Any) -> Any:
+    """`apm`, past AEC3's cautious start: `WARM_UP_S` of a voice-like far end with a silent room, as fast as it runs
+    (about 0.2 s of CPU, on the thread that opens the devices).
+
+    A fresh AEC3 assumes a loud echo until it has heard seconds of far end, and takes 5-8 dB off a user who talks
+    over AVA's first reply. A real echo path is still learnt from AVA's first words (its linear filter adapts as
+    before), and the warm-up must stop before AEC3 decides there is no echo at all ("transparent mode", about 6 s
+    of this signal), or AVA's first half second would come back whole. Both sides of that window are pinned by
+    `tests/unit/audio/test_echo_warm_up.py`, which runs this module offline."""
+    from livekit import rtc
+
+    began = time.perf_counter()
+    count = round(WARM_UP_S * 100) * FRAME_SAMPLES
+    rng = np.random.default_rng(7)
+    room = (rng.standard_normal(FRAME_SAMPLES) * 3).astype("<i2").tobytes()
+    index = np.arange(count)
+    frame_start = (index // FRAME_SAMPLES) / 100
+    t = frame_start + (index % FRAME_SAMPLES) / RATE
+    pitch = 120 + 40 * np.sin(2 * np.pi * 0.7 * frame_start)
+    loudness = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * frame_start) ** 2
+    tone = sum(np.sin(2 * np.pi * pitch * k * t) / k for k in range(1, 12))
+    far = (tone * 3000 * loudness + rng.standard_normal(count) * 300).astype("<i2").tobytes()
+    for start in range(0, len(far), FRAME_BYTES):
+        apm.process_reverse_stream(rtc.AudioFrame(far[start : start + FRAME_BYTES], RATE, 1, FRAME_SAMPLES))
+        apm.process_stream(rtc.AudioFrame(room, RATE, 1, FRAME_SAMPLES))
+    logger.debug("echo cancellation warmed up in %.0f ms", (time.perf_counter() - began) * 1000)
+    return apm
+
 @dataclass
 class Canceller:
     """One WebRTC processing module, and where its two streams stopped when the canceller last paused.
@@ -142,8 +174,8 @@ class Canceller:
 
 class EchoMemory:
     """What the canceller has learnt of the room, kept across device re-openings (a reconnect re-opens them):
-    AEC3 needs seconds of AVA's voice to learn the echo path, and until it has, its suppressor takes dB off a user
-    who talks over AVA (2-6 dB on this project's loopback; the first reply after a reconnect, carried on: under 1 dB).
+    AEC3 needs seconds of AVA's voice to learn the echo path; a canceller carried on keeps what it learnt (the first
+    reply after a reconnect passes a user who talks over it within 1 dB).
     One module per microphone and speaker pair; new devices, a new one."""
 
     def __init__(self) -> None:
@@ -154,7 +186,7 @@ class EchoMemory:
         """The canceller for this pair of devices: the one already trained on them, or a fresh one."""
         devices = (input_name, output_name)
         if self._canceller is None or devices != self._devices:
-            self._canceller = Canceller(_new_apm())
+            self._canceller = Canceller(warmed_up(_new_apm()))
             self._devices = devices
         else:
             logger.debug("echo cancellation: keeping what it learnt of %s -> %s", output_name, input_name)
@@ -220,7 +252,7 @@ class EchoFrontEnd:
         if processing == "aec":
             from livekit import rtc
 
-            self._canceller = canceller if canceller is not None else Canceller(_new_apm())
+            self._canceller = canceller if canceller is not None else Canceller(warmed_up(_new_apm()))
             self._apm = self._canceller.apm
             self._frame_type = rtc.AudioFrame
         logger.info("echo cancellation: %s", state_line(processing))

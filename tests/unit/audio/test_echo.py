@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -195,7 +196,8 @@ def test_the_canceller_works_from_ava_first_sound_until_the_echo_has_died_away()
     assert front.stats.near_frames <= working + 57, "the canceller kept working long after the echo died away"
 
 
-def test_what_the_canceller_learnt_of_the_room_stays_between_replies() -> None:
+def test_what_the_canceller_learnt_of_the_room_stays_between_replies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(echo, "WARM_UP_S", 0.0)  # a canceller that starts cold, as one reset between replies would
     fresh, clock = fake_clock_front()
     room = Room(fresh, clock)
     voice = np.frombuffer(synthetic_voice(7.0), dtype="<i2")
@@ -228,6 +230,66 @@ def test_a_user_talking_over_ava_with_no_echo_path_keeps_their_level(rms: float)
     spoken = slice(24000 + 2400, 3 * 24000)
     attenuation = 20 * np.log10(level(user[spoken]) / level(out[spoken]))
     assert attenuation <= 3.0, f"the user's voice came through {attenuation:.1f} dB quieter"
+
+
+def first_reply_over(gain: float, user: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """AVA's first reply since the canceller was made (4 s), on an echo path of `gain` (0: none), while the user
+    says `user`; what the front end let out, and what AVA played."""
+    front, clock = fake_clock_front()
+    room = Room(front, clock, gain=gain)
+    room.run(None, 1.0)
+    voice = np.frombuffer(synthetic_voice(4.0), dtype="<i2")
+    return room.run(voice, 4.0, user=user), voice
+
+
+def syllables(rms: float, seconds: float, at: float) -> np.ndarray:
+    """A voice in syllables, lower than AVA's (the synthetic voice slowed to 0.8), starting `at` seconds in."""
+    source = np.frombuffer(synthetic_voice(seconds / 0.8 + 0.1), dtype="<i2").astype(np.float64)
+    voice = np.interp(np.arange(round(seconds * 24000)) * 0.8, np.arange(source.size), source)
+    voice *= rms / np.sqrt(np.mean(voice**2))
+    return np.concatenate([np.zeros(round(at * 24000)), voice])
+
+
+FIRST_REPLY_USERS = pytest.mark.parametrize(("talk", "rms"), [(user_voice, 1500.0), (syllables, 300.0),
+                                                             (syllables, 1500.0)],
+                                            ids=["steady-normal", "syllables-quiet", "syllables-normal"])
+
+
+def attenuation_over_first_reply(talk: Callable[[float, float, float], np.ndarray], rms: float) -> float:
+    user = talk(rms, 2.0, 1.0)
+    out, _ = first_reply_over(0.0, user)
+    spoken = slice(24000 + 2400, 3 * 24000)
+    return float(20 * np.log10(level(user[spoken]) / level(out[spoken])))
+
+
+@FIRST_REPLY_USERS
+def test_over_avas_first_reply_a_user_with_no_echo_path_keeps_their_level(
+        talk: Callable[[float, float, float], np.ndarray], rms: float) -> None:
+    """The warm-up (`echo.warmed_up`) takes the canceller past AEC3's cautious start: the user keeps their level
+    over the first reply since AVA started too."""
+    attenuation = attenuation_over_first_reply(talk, rms)
+    assert attenuation <= 3.0, f"the user's voice came through {attenuation:.1f} dB quieter"
+
+
+@FIRST_REPLY_USERS
+def test_without_the_warm_up_the_first_reply_takes_decibels_off_the_user(
+        talk: Callable[[float, float, float], np.ndarray], rms: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control: a cold canceller on the same first reply (4-20 dB off, measured)."""
+    monkeypatch.setattr(echo, "WARM_UP_S", 0.0)
+    assert attenuation_over_first_reply(talk, rms) > 3.0
+
+
+@pytest.mark.parametrize(("warm_up_s", "cancelled"), [(echo.WARM_UP_S, True), (0.0, True), (8.0, False)],
+                         ids=["warmed-up", "cold", "warmed-too-long"])
+def test_avas_first_words_on_an_echo_path_are_cancelled_after_the_warm_up(
+        warm_up_s: float, cancelled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm-up stops short of AEC3's transparent mode: AVA's first half second on a real echo path is still
+    cancelled (the control, warmed too long, lets it back nearly whole)."""
+    monkeypatch.setattr(echo, "WARM_UP_S", warm_up_s)
+    out, voice = first_reply_over(0.5, None)
+    onset = slice(0, 12000)
+    removed = 20 * np.log10(level(voice[onset]) * 0.5 / max(level(out[onset]), 1e-3))
+    assert bool(removed >= 30.0) is cancelled, f"AVA's first half second came back {removed:.1f} dB down"
 
 
 

@@ -67,6 +67,11 @@ logger = logging.getLogger(__name__)
 
 SESSION_READY_TIMEOUT = 10.0
 WATCH_INTERVAL = 0.1
+"""While a turn is under way (AVA speaking, a reply or the user's speech in progress), how often the conversation
+checks playback, the devices and the rollover window."""
+IDLE_WATCH_INTERVAL = 0.5
+"""The same while nobody speaks: nothing it checks then needs a tenth of a second, and in the tray every wake-up of
+the loop goes through Qt (qasync), which cost a quarter of the idle tray's CPU (measured with py-spy)."""
 UPLINK_REPORT_S = 10.0
 """While audio is leaving the machine, how often the bytes sent so far are reported (at most)."""
 PRE_ROLL_MARGIN_MS = 200
@@ -328,7 +333,7 @@ class _Conversation:
         while True:
             active = self.active
             assert active is not None and self.voice is not None
-            await asyncio.wait({active.main}, timeout=WATCH_INTERVAL)
+            await asyncio.wait({active.main}, timeout=self._watch_interval(active))
             if active.main.done():
                 return active.main.result()
             if self.voice.failure is not None:
@@ -355,6 +360,12 @@ class _Conversation:
             due = now >= hard or (now >= soft and self._at_turn_boundary(active))
             if due and not await self._hand_over(active):
                 next_try = clock.monotonic() + policy.retry_after
+
+    def _watch_interval(self, server_session: _ServerSession) -> float:
+        protocol = server_session.protocol
+        busy = (self._devices_active or self.speaking or self.sending or self.renew_requested
+                or protocol.response_active or protocol.user_speaking)
+        return WATCH_INTERVAL if busy else IDLE_WATCH_INTERVAL
 
     def _at_turn_boundary(self, server_session: _ServerSession) -> bool:
         """No reply or tool call in progress, the user not speaking, playback drained."""

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from ava_tray.audio.own_voice import PlayedAudio
 from ava_tray.audio.resample import LinearResampler
@@ -126,6 +127,16 @@ def _new_apm() -> Any:
     return rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True)
 
 
+def white_noise(count: int, start: int = 0) -> npt.NDArray[np.float64]:
+    """`count` samples of deterministic white noise in [-0.5, 0.5) (an integer hash of the sample's index from `start`),
+    without numpy.random, which the frozen build leaves out."""
+    x = np.arange(start + 1, start + count + 1, dtype=np.uint32) * np.uint32(2654435761)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x45D9F3B)
+    x ^= x >> np.uint32(16)
+    return x.astype(np.float64) / 2**32 - 0.5
+
+
 def warmed_up(apm: Any) -> Any:
     """`apm`, past AEC3's cautious start: `WARM_UP_S` of a voice-like far end with a silent room, as fast as it runs
     (about 0.2 s of CPU, on the thread that opens the devices).
@@ -139,15 +150,14 @@ def warmed_up(apm: Any) -> Any:
 
     began = time.perf_counter()
     count = round(WARM_UP_S * 100) * FRAME_SAMPLES
-    rng = np.random.default_rng(7)
-    room = (rng.standard_normal(FRAME_SAMPLES) * 3).astype("<i2").tobytes()
+    room = (white_noise(FRAME_SAMPLES, start=count) * 10).astype("<i2").tobytes()
     index = np.arange(count)
     frame_start = (index // FRAME_SAMPLES) / 100
     t = frame_start + (index % FRAME_SAMPLES) / RATE
     pitch = 120 + 40 * np.sin(2 * np.pi * 0.7 * frame_start)
     loudness = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * frame_start) ** 2
     tone = sum(np.sin(2 * np.pi * pitch * k * t) / k for k in range(1, 12))
-    far = (tone * 3000 * loudness + rng.standard_normal(count) * 300).astype("<i2").tobytes()
+    far = (tone * 3000 * loudness + white_noise(count) * 1000).astype("<i2").tobytes()
     for start in range(0, len(far), FRAME_BYTES):
         apm.process_reverse_stream(rtc.AudioFrame(far[start : start + FRAME_BYTES], RATE, 1, FRAME_SAMPLES))
         apm.process_stream(rtc.AudioFrame(room, RATE, 1, FRAME_SAMPLES))
@@ -410,12 +420,7 @@ def measure_echo_removal(seconds: float = 4.0, delay_ms: int = 60, gain: float =
     from livekit import rtc
 
     n = int(seconds * RATE) // FRAME_SAMPLES * FRAME_SAMPLES
-    # Deterministic white noise without numpy.random (left out of the frozen build): an integer hash of k.
-    x = np.arange(1, n + 1, dtype=np.uint32) * np.uint32(2654435761)
-    x ^= x >> np.uint32(16)
-    x *= np.uint32(0x45D9F3B)
-    x ^= x >> np.uint32(16)
-    far = ((x.astype(np.float64) / 2**32 - 0.5) * 10000).astype(np.int16)
+    far = (white_noise(n) * 10000).astype(np.int16)
     lag = RATE * delay_ms // 1000
     near = np.zeros(n, dtype=np.int16)
     near[lag:] = (far[: n - lag].astype(np.float64) * gain).astype(np.int16)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -332,3 +334,24 @@ def test_every_reply_onset_is_cancelled_however_many_pauses_came_before(mic_phas
     front, clock = fake_clock_front(delay_ms=100)
     onsets = replies_through_devices(front, clock, 12, mic_phase_ms * 24)
     assert max(onsets[1:]) <= -30, f"a reply's start came back uncancelled (dB left, per reply): {onsets}"
+
+
+def test_the_warm_up_runs_without_the_numpy_modules_the_frozen_build_leaves_out() -> None:
+    """The installed app has no numpy.random or numpy.fft (packaging/ava-tray.spec): the warm-up and the self-test's
+    echo round must not need them (they once did, and every session in the installed app failed)."""
+    script = """
+import sys
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith(("numpy.random", "numpy.fft")):
+            raise ImportError(f"{name} is left out of the frozen build")
+sys.meta_path.insert(0, Blocked())
+for name in [n for n in sys.modules if n.startswith(("numpy.random", "numpy.fft"))]:
+    del sys.modules[name]
+from ava_tray.audio import echo
+echo.warmed_up(echo._new_apm())
+print(round(echo.measure_echo_removal()))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) >= 20

@@ -333,7 +333,7 @@ class _Conversation:
         while True:
             active = self.active
             assert active is not None and self.voice is not None
-            await asyncio.wait({active.main}, timeout=self._watch_interval(active))
+            await asyncio.wait({active.main}, timeout=self._watch_interval())
             if active.main.done():
                 return active.main.result()
             if self.voice.failure is not None:
@@ -361,11 +361,8 @@ class _Conversation:
             if due and not await self._hand_over(active):
                 next_try = clock.monotonic() + policy.retry_after
 
-    def _watch_interval(self, server_session: _ServerSession) -> float:
-        protocol = server_session.protocol
-        busy = (self._devices_active or self.speaking or self.sending or self.renew_requested
-                or protocol.response_active or protocol.user_speaking)
-        return WATCH_INTERVAL if busy else IDLE_WATCH_INTERVAL
+    def _watch_interval(self) -> float:
+        return WATCH_INTERVAL if self._busy() or self.renew_requested else IDLE_WATCH_INTERVAL
 
     def _at_turn_boundary(self, server_session: _ServerSession) -> bool:
         """No reply or tool call in progress, the user not speaking, playback drained."""
@@ -486,13 +483,18 @@ class _Conversation:
         if self.owner.on_uplink is not None:
             self.owner.on_uplink(sending, sent)
 
+    def _busy(self) -> bool:
+        """The user heard, AVA speaking or about to (a reply under way, the user's speech in progress)."""
+        active = self.active
+        return self.sending or self.speaking or (active is not None and (
+            active.protocol.response_active or active.protocol.user_speaking))
+
     def _update_devices(self) -> None:
         """Tell the devices whether the conversation is active: the user heard, AVA speaking or about to."""
-        voice, active = self.voice, self.active
+        voice = self.voice
         if voice is None:
             return
-        busy = self.sending or self.speaking or (active is not None and (
-            active.protocol.response_active or active.protocol.user_speaking))
+        busy = self._busy()
         if busy != self._devices_active:
             self._devices_active = busy
             voice.set_active(busy)

@@ -315,8 +315,7 @@ class SoundDeviceVoiceIO:
         data = self._speaker_resampler.process_bytes(pcm) if self._speaker_resampler else pcm
         self._playback.push(item_id, data)
         self.play_log.append(PlayRecord(item_id, time.monotonic(), len(pcm) // BYTES_PER_SAMPLE))
-        if not self._speaker_wanted or not (self._active or self._speaker_sleep_timer is not None):
-            self._wake_speaker()
+        self._wake_speaker()
 
     def wake_on_sound(self, level: float | None) -> None:
         self._wake_level = level

@@ -141,11 +141,11 @@ def warmed_up(apm: Any) -> Any:
     """`apm`, past AEC3's cautious start: `WARM_UP_S` of a voice-like far end with a silent room, as fast as it runs
     (about 0.2 s of CPU, on the thread that opens the devices).
 
-    A fresh AEC3 assumes a loud echo until it has heard seconds of far end, and takes 5-8 dB off a user who talks
+    A fresh AEC3 assumes a loud echo until it has heard seconds of far end, and takes 4-20 dB off a user who talks
     over AVA's first reply. A real echo path is still learnt from AVA's first words (its linear filter adapts as
     before), and the warm-up must stop before AEC3 decides there is no echo at all ("transparent mode", about 6 s
     of this signal), or AVA's first half second would come back whole. Both sides of that window are pinned by
-    `tests/unit/audio/test_echo_warm_up.py`, which runs this module offline."""
+    `tests/unit/audio/test_echo.py`, which runs this module offline."""
     from livekit import rtc
 
     began = time.perf_counter()
@@ -163,6 +163,7 @@ def warmed_up(apm: Any) -> Any:
         apm.process_stream(rtc.AudioFrame(room, RATE, 1, FRAME_SAMPLES))
     logger.debug("echo cancellation warmed up in %.0f ms", (time.perf_counter() - began) * 1000)
     return apm
+
 
 @dataclass
 class Canceller:

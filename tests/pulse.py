@@ -127,6 +127,12 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
 
 # --- the virtual microphone ------------------------------------------------------------------------------
 
+FEED_LATENCY_MS = 250
+"""How much of the fed audio PulseAudio holds queued. A real microphone never stops mid-word; a feed with a short
+queue does when the machine stalls (a CI host that steals the CPU for 100 ms): the null sink catches up at once,
+the queue runs dry, and silence is written into the user's sentence (it split sentences into two turns in CI)."""
+
+
 
 @contextlib.asynccontextmanager
 async def feed_mic(
@@ -135,7 +141,7 @@ async def feed_mic(
     """Play PCM into the virtual microphone with `pacat` while the block runs (looped if `repeat`)."""
     proc = await asyncio.create_subprocess_exec(
         "pacat", "--playback", f"--device={device}", f"--rate={rate}", "--channels=1",
-        "--format=s16le", "--raw", "--latency-msec=20",
+        "--format=s16le", "--raw", f"--latency-msec={FEED_LATENCY_MS}",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stdin is not None

@@ -133,7 +133,6 @@ queue does when the machine stalls (a CI host that steals the CPU for 100 ms): t
 the queue runs dry, and silence is written into the user's sentence (it split sentences into two turns in CI)."""
 
 
-
 @contextlib.asynccontextmanager
 async def feed_mic(
     pcm: bytes, *, rate: int = RATE, repeat: bool = False, device: str = "virtmic"

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from blocked_imports import blocking
+
 PACKAGE = Path(__file__).resolve().parents[2] / "ava_tray"
 
 CORE = ["ava_tray.engine", "ava_tray.bootstrap", "ava_tray.supervisor", "ava_tray.session", "ava_tray.settings",
@@ -19,15 +21,7 @@ CORE = ["ava_tray.engine", "ava_tray.bootstrap", "ava_tray.supervisor", "ava_tra
         "ava_tray.hotkey.portal"]
 """The Qt-free core, and the console front end that runs on it."""
 
-BLOCK_QT = """
-import importlib.abc, sys
-class NoQt(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "PySide6" or name.startswith("PySide6.") or name == "shiboken6":
-            raise ImportError(f"{name} is blocked: the core must not import Qt")
-        return None
-sys.meta_path.insert(0, NoQt())
-"""
+BLOCK_QT = blocking(("PySide6", "shiboken6"), "the core must not import Qt")
 
 
 def test_the_core_imports_with_pyside6_blocked() -> None:

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from blocked_imports import blocking
 
 from ava_tray.__main__ import build_parser
 from ava_tray.audio import echo
@@ -339,15 +340,7 @@ def test_every_reply_onset_is_cancelled_however_many_pauses_came_before(mic_phas
 def test_the_warm_up_runs_without_the_numpy_modules_the_frozen_build_leaves_out() -> None:
     """The installed app has no numpy.random or numpy.fft (packaging/ava-tray.spec): the warm-up and the self-test's
     echo round must not need them (they once did, and every session in the installed app failed)."""
-    script = """
-import sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.startswith(("numpy.random", "numpy.fft")):
-            raise ImportError(f"{name} is left out of the frozen build")
-sys.meta_path.insert(0, Blocked())
-for name in [n for n in sys.modules if n.startswith(("numpy.random", "numpy.fft"))]:
-    del sys.modules[name]
+    script = blocking(("numpy.random", "numpy.fft"), "the frozen build leaves it out") + """
 from ava_tray.audio import echo
 echo.warmed_up(echo._new_apm())
 print(round(echo.measure_echo_removal()))

@@ -12,7 +12,8 @@ if [[ ${1:-} == --fast ]]; then
     echo "== pytest --fast (tests/unit, tests/integration; no services)"
     status=0
     # Four workers on two cores: most of these tests wait on audio played in real time, not on the CPU
-    # (measured here: -n 2 79 s, -n 4 55 s, -n 4 with work stealing 51 s: the long scenarios do not straggle).
+    # (measured here: -n 2 79 s, -n 4 55 s, -n 4 with work stealing 51 s, 6 workers 42 s, 8 workers 52-57 s;
+    # with the integration modules spread among the unit ones (tests/conftest.py) 4 workers take 34-36 s).
     # Byte code is kept (outside the tree) even where PYTHONDONTWRITEBYTECODE is set: without it every worker
     # compiles the app and rewrites every test module's asserts anew, about 2 s before the first test.
     env -u DISPLAY -u WAYLAND_DISPLAY -u DBUS_SESSION_BUS_ADDRESS -u AVA_SERVICES -u PYTHONDONTWRITEBYTECODE \

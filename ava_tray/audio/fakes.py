@@ -3,6 +3,9 @@
 A microphone that captures what a test `say`s (and a faint, never-repeating room tone otherwise) and a
 speaker that plays into memory, both running in real time in 20 ms blocks on the event loop, so the
 session, the server's VAD and the rollover see what real devices would give them, with no PulseAudio.
+
+`speed` runs the devices' clock faster than real time (the injected clock of a test whose every assertion is
+about the audio, not the wall clock): blocks come `speed` times as often, and what they carry is unchanged.
 """
 
 from __future__ import annotations
@@ -31,9 +34,13 @@ def _ms(pcm_bytes: int) -> int:
 class FakeVoiceIO:
     """Full-duplex audio without devices: 24 kHz mono int16, one block every `block_ms` of real time."""
 
-    def __init__(self, *, block_ms: int = 20, open_error: AudioDeviceError | None = None) -> None:
-        """`open_error` is raised by `open` (a device that is missing or busy)."""
+    def __init__(self, *, block_ms: int = 20, speed: float = 1.0,
+                 open_error: AudioDeviceError | None = None) -> None:
+        """`open_error` is raised by `open` (a device that is missing or busy); `speed`: see the module."""
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, not {speed}")
         self.block_ms = block_ms
+        self.speed = speed
         self._block_bytes = SAMPLE_RATE * block_ms // 1000 * BYTES_PER_SAMPLE
         self._open_error = open_error
         self._on_mic_block: MicBlockHandler | None = None
@@ -127,7 +134,7 @@ class FakeVoiceIO:
     async def _run_devices(self) -> None:
         """Each block period: the speaker takes a block of what is queued, the microphone captures one."""
         loop = asyncio.get_running_loop()
-        period = self.block_ms / 1000
+        period = self.block_ms / 1000 / self.speed
         due = loop.time()
         while True:
             due += period

@@ -47,10 +47,12 @@ class Conversation:
 
 @asynccontextmanager
 async def conversation(simulator: RealtimeSimulator, *, rollover: RolloverPolicy | None = None,
-                       tools: ToolHost | None = None, gate: GateOptions | None = None) -> AsyncIterator[Conversation]:
+                       tools: ToolHost | None = None, gate: GateOptions | None = None,
+                       speed: float = 1.0) -> AsyncIterator[Conversation]:
     """A conversation that is configured and has its audio open; cancelled (as a stop does) at the end.
-    The voice gate is on, as by default, unless `gate` says otherwise."""
-    voice = FakeVoiceIO()
+    The voice gate is on, as by default, unless `gate` says otherwise; `speed` runs the devices' clock faster
+    (`FakeVoiceIO`)."""
+    voice = FakeVoiceIO(speed=speed)
     options = SessionOptions(url=simulator.url, api_key=None, config=SessionConfig(),
                              rollover=rollover or RolloverPolicy(), gate=gate or GateOptions())
     session = RealtimeSession(options, lambda: voice, tools=tools)

@@ -25,6 +25,18 @@ from ava_tray.status import describe
 from ava_tray.supervisor import Connected
 
 NO_ROLLOVER = RolloverPolicy(enabled=False)
+SPEED = 3.0
+"""The device-free audio, and the simulator's replies with it, run three times faster than real time: what is
+asserted is the audio, not the clock."""
+
+
+def fast_simulator(*, record_audio: bool = True) -> RealtimeSimulator:
+    """The simulator with its replies streamed in step with the faster devices."""
+    server = RealtimeSimulator(record_audio=record_audio)
+    server.reply_speed *= SPEED
+    return server
+
+
 BYTES_PER_MS = 48
 
 
@@ -54,7 +66,7 @@ def speech_ms(scene: ra.Scene, span: tuple[int, int]) -> int:
 
 async def test_spoken_requests_reach_the_server_whole_one_turn_each_and_the_pauses_stay_here(
         requests: ra.Scene) -> None:
-    async with RealtimeSimulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER) as talk:
+    async with fast_simulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER, speed=SPEED) as talk:
         session = simulator.sessions[0]
         talk.voice.say(requests.pcm)
         await wait_until(lambda: not talk.voice.saying, timeout=requests.seconds + 5, what="the requests said")
@@ -78,7 +90,7 @@ async def test_spoken_requests_reach_the_server_whole_one_turn_each_and_the_paus
 
 async def test_a_quiet_room_sends_nothing_and_the_devices_idle() -> None:
     uplink: list[tuple[bool, int]] = []
-    async with RealtimeSimulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER) as talk:
+    async with fast_simulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER, speed=SPEED) as talk:
         talk.session.on_uplink = lambda sending, sent: uplink.append((sending, sent))
         await wait_until(lambda: len(talk.voice.captured) >= 100, timeout=10, what="two seconds of room tone")
         assert simulator.sessions[0].received_audio_ms == 0
@@ -87,7 +99,7 @@ async def test_a_quiet_room_sends_nothing_and_the_devices_idle() -> None:
 
 
 async def test_the_devices_are_active_while_the_user_speaks_and_while_ava_answers(requests: ra.Scene) -> None:
-    async with RealtimeSimulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER) as talk:
+    async with fast_simulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER, speed=SPEED) as talk:
         end = requests.utterances[0][1]
         talk.voice.say(requests.pcm[: (end + 10) * ra.FRAME * 2])
         await wait_until(lambda: talk.session.sending, timeout=5, what="the gate to open")
@@ -100,7 +112,7 @@ async def test_the_devices_are_active_while_the_user_speaks_and_while_ava_answer
 
 
 async def test_muted_nothing_is_sent_even_while_someone_speaks(requests: ra.Scene) -> None:
-    async with RealtimeSimulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER) as talk:
+    async with fast_simulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER, speed=SPEED) as talk:
         talk.session.muted = True
         talk.voice.say(requests.pcm[: requests.utterances[0][1] * ra.FRAME * 2])
         await wait_until(lambda: not talk.voice.saying, timeout=10, what="the request said")
@@ -113,7 +125,7 @@ async def test_push_to_talk_sends_only_while_the_key_is_held_with_the_first_syll
     lets the server end the turn."""
     first, end = requests.utterances[0]
     request = requests.pcm[: (end + 5) * ra.FRAME * 2]
-    async with RealtimeSimulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER) as talk:
+    async with fast_simulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER, speed=SPEED) as talk:
         session = simulator.sessions[0]
         talk.session.push_to_talk = True
         talk.voice.say(request)
@@ -136,8 +148,8 @@ async def test_push_to_talk_sends_only_while_the_key_is_held_with_the_first_syll
 
 
 async def test_with_the_gate_off_the_microphone_streams_as_before() -> None:
-    async with RealtimeSimulator() as simulator, \
-            conversation(simulator, rollover=NO_ROLLOVER, gate=GateOptions(enabled=False)) as talk:
+    async with fast_simulator() as simulator, \
+            conversation(simulator, rollover=NO_ROLLOVER, gate=GateOptions(enabled=False), speed=SPEED) as talk:
         session = simulator.sessions[0]
         await wait_until(lambda: len(talk.voice.captured) >= 50, timeout=10, what="a second of room tone")
         await simulator.wait_for(lambda: session.received_audio_ms >= 900, timeout=5)
@@ -150,10 +162,10 @@ async def test_the_engine_shows_when_audio_leaves_the_machine_and_counts_the_day
     voices: list[FakeVoiceIO] = []
 
     def make_voice() -> FakeVoiceIO:
-        voices.append(FakeVoiceIO())
+        voices.append(FakeVoiceIO(speed=SPEED))
         return voices[-1]
 
-    async with RealtimeSimulator(record_audio=False) as simulator:
+    async with fast_simulator(record_audio=False) as simulator:
         engine = AvaEngine(replace(Settings(), realtime_url=simulator.url), None, voice_io_factory=make_voice,
                            history=ReconnectHistory(None))
         sending_seen: list[bool] = []
@@ -190,7 +202,7 @@ async def test_a_request_followed_by_a_noise_the_server_takes_for_speech_is_stil
     fan = ra.fan_noise(5.0, -30, np.random.default_rng(3))
     assert ra.rms(fan) > 500, "the fan must sound like speech to the simulator's energy VAD"
     pcm = requests.pcm[: end * ra.FRAME * 2] + ra.to_pcm(fan)
-    async with RealtimeSimulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER) as talk:
+    async with fast_simulator() as simulator, conversation(simulator, rollover=NO_ROLLOVER, speed=SPEED) as talk:
         session = simulator.sessions[0]
         talk.voice.say(pcm)
         await wait_until(lambda: not talk.voice.saying, timeout=15, what="the request and the fan")

@@ -481,7 +481,9 @@ class _Conversation:
         sent, self._unreported_bytes = self._unreported_bytes, 0
         self._reported_at = now
         if self.owner.on_uplink is not None:
-            self.owner.on_uplink(sending, sent)
+            # A loop step later, once the send pump has sent what this block let out: the listener adds to the day's
+            # totals on disk (about a millisecond), which must not hold up the audio of a gate that just opened.
+            asyncio.get_running_loop().call_soon(self.owner.on_uplink, sending, sent)
 
     def _busy(self) -> bool:
         """The user heard, AVA speaking or about to (a reply under way, the user's speech in progress)."""

@@ -642,11 +642,15 @@ class SoundDeviceVoiceIO:
     # --- on the loop ---------------------------------------------------------------------------
 
     def _deliver_waiting(self) -> None:
-        """Hand on every microphone block PortAudio's thread has left for the loop, in order."""
+        """Hand on the oldest microphone block PortAudio's thread has left for the loop; the others follow in order,
+        one a loop step, so what a block lets out (a gate opening with its pre-roll) is sent before the next block
+        is processed."""
         waiting = self._mic_waiting
-        while waiting:
+        if waiting:
             raw, captured_at = waiting.popleft()
             self._deliver_mic(raw, captured_at)
+        if waiting and not self._closing:
+            asyncio.get_running_loop().call_soon(self._deliver_waiting)
 
     def _deliver_mic(self, raw: bytes, captured_at: float) -> None:
         """Hand a microphone block on: resampled to 24 kHz if needed, through the echo front end, in blocks

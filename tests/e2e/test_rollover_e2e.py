@@ -91,10 +91,15 @@ async def test_five_rollovers_without_a_hole_or_a_gap_and_with_the_conversation(
 
         reader = asyncio.create_task(pump())
         try:
-            async with pulse.monitor_speaker() as speaker, pulse.feed_mic(phrase_then_pause(), repeat=True):
-                await simulator.wait_for(lambda: len(simulator.sessions) > ROLLOVERS
-                                         and simulator.sessions[ROLLOVERS].replies_sent >= 1,
-                                         timeout=ROLLOVERS * LIMIT + 30)
+            async with pulse.monitor_speaker() as speaker:
+                # The phrases start once AVA's microphone streams: a first phrase it caught halfway would get a short
+                # reply, not a reply cut by a handover (seen in CI at 81624e7: [770, 1510, 1510, ...]).
+                await simulator.wait_for(lambda: bool(simulator.sessions)
+                                         and simulator.sessions[0].received_audio_ms > 0, timeout=30)
+                async with pulse.feed_mic(phrase_then_pause(), repeat=True):
+                    await simulator.wait_for(lambda: len(simulator.sessions) > ROLLOVERS
+                                             and simulator.sessions[ROLLOVERS].replies_sent >= 1,
+                                             timeout=ROLLOVERS * LIMIT + 30)
             assert proc.returncode is None
             proc.send_signal(signal.SIGINT)
             assert await asyncio.wait_for(proc.wait(), 5) == 0

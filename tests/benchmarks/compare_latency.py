@@ -14,8 +14,8 @@ Three set-ups, one run each per round, in turn, so that the machine's drift fall
   this      this checkout as it ships (40 ms microphone blocks, the voice gate on);
   this-20   this checkout with the older tree's workload: 20 ms blocks both ways, every block to the loop at once,
             the voice gate off. Set beside `base`, it tells the cost of the code from the cost of those choices.
-Microsecond figures move with what else the loop did just before (caches, the first release of the GIL after a
-while costs about 9 µs here), so compare ranges over rounds, never a single run.
+Microsecond figures move with what else the loop did just before (a C function called once per 100 ms runs cold:
+9-12 µs here against about 1 µs warm), so compare ranges over rounds, never a single run.
 """
 
 from __future__ import annotations

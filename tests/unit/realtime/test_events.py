@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -42,11 +43,20 @@ def test_client_events_validate(event: dict[str, Any]) -> None:
     assert_valid_client_event(event)
 
 
+def test_encoded_events_read_back_unchanged_whatever_the_language() -> None:
+    event = events.system_message("Rappel : café à 15 h, 東京の会議, 🎉, a quote \" and a backslash \\.")
+    text = events.encode(event)
+    assert json.loads(text) == event
+    assert events.decode(text.replace('"conversation.item.create"', '"x"'))["item"] == event["item"]
+    assert ", " not in text.split('"content"')[0], "compact: no spaces between fields"
+
+
 def test_truncate_never_negative() -> None:
     assert events.item_truncate("i", -5)["audio_end_ms"] == 0
 
 
-@pytest.mark.parametrize("message", ["{not json", "[]", '{"no_type": 1}', '{"type": 5}', b"\xff\xfe"])
+@pytest.mark.parametrize("message", ["{not json", "[]", '{"no_type": 1}', '{"type": 5}', b"\xff\xfe",
+                                     '{"type": "x"} trailing', ""])
 def test_malformed_messages_raise_a_clear_error(message: str | bytes) -> None:
     with pytest.raises(events.MalformedServerEvent):
         events.decode(message)
